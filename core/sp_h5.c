@@ -1,0 +1,442 @@
+#include "sp_h5.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void sp_h5_init(void) {
+    static int done = 0;
+    if (done) return;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    done = 1;
+}
+
+SpStatus sp_h5_open_read(const char *path, hid_t *out) {
+    sp_h5_init();
+    *out = -1;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        SP_FAIL(SP_EINPUT, "'%s': %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) SP_FAIL(SP_EINPUT, "'%s': not a regular file", path);
+    if (st.st_size == 0) SP_FAIL(SP_EFORMAT, "'%s': empty file (0 bytes), not an HDF5 file", path);
+    if (access(path, R_OK) != 0) SP_FAIL(SP_EINPUT, "'%s': %s", path, strerror(errno));
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) SP_FAIL(SP_EFORMAT, "'%s': not an HDF5 file (no HDF5 signature)", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        SP_FAIL(SP_EFORMAT, "'%s': cannot open as HDF5 (truncated or corrupted file?)", path);
+    *out = f;
+    return SP_OK;
+}
+
+void sp_h5_close(hid_t f) {
+    if (f >= 0) H5Fclose(f);
+}
+
+int sp_h5_exists(hid_t loc, const char *name) {
+    /* Walk the path component by component: H5Lexists fails (< 0) when an
+     * intermediate group is missing. */
+    char buf[SP_PATH_MAX];
+    size_t n = strlen(name);
+    if (n == 0 || n >= sizeof buf) return 0;
+    if (strcmp(name, "/") == 0) return 1;
+    memcpy(buf, name, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char save = buf[i];
+            buf[i] = '\0';
+            if (strcmp(buf, "/") != 0 && buf[0]) {
+                htri_t e;
+                H5E_BEGIN_TRY { e = H5Lexists(loc, buf, H5P_DEFAULT); }
+                H5E_END_TRY;
+                if (e <= 0) return 0;
+                if (save == '/') {
+                    htri_t ok;
+                    H5E_BEGIN_TRY { ok = H5Oexists_by_name(loc, buf, H5P_DEFAULT); }
+                    H5E_END_TRY;
+                    if (ok <= 0) return 0;
+                }
+            }
+            buf[i] = save;
+        }
+    }
+    htri_t ok;
+    H5E_BEGIN_TRY { ok = H5Oexists_by_name(loc, name, H5P_DEFAULT); }
+    H5E_END_TRY;
+    return ok > 0;
+}
+
+static hid_t open_dset(hid_t f, const char *file, const char *dset) {
+    if (!sp_h5_exists(f, dset)) {
+        sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': dataset '%s' not found", file, dset);
+        return -1;
+    }
+    hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
+    if (d < 0)
+        sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': '%s' is not a readable dataset", file, dset);
+    return d;
+}
+
+SpStatus sp_h5_info(hid_t f, const char *file, const char *dset, SpH5Info *info) {
+    memset(info, 0, sizeof *info);
+    hid_t d = open_dset(f, file, dset);
+    if (d < 0) return sp_error_status();
+    hid_t sp = H5Dget_space(d), ty = H5Dget_type(d);
+    SpStatus rc = SP_OK;
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (rank < 0 || rank > 8 || ty < 0) {
+        rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': cannot read the shape of '%s'", file, dset);
+    } else {
+        info->rank = rank;
+        H5Sget_simple_extent_dims(sp, info->dims, NULL);
+        info->cls = H5Tget_class(ty);
+        info->type_size = H5Tget_size(ty);
+        info->is_signed = info->cls == H5T_INTEGER ? H5Tget_sign(ty) == H5T_SGN_2 : 1;
+    }
+    if (ty >= 0) H5Tclose(ty);
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+static SpStatus read_all(hid_t f, const char *file, const char *dset, hid_t memtype,
+                         void *out, size_t count) {
+    hid_t d = open_dset(f, file, dset);
+    if (d < 0) return sp_error_status();
+    SpStatus rc = SP_OK;
+    hid_t sp = H5Dget_space(d), ty = H5Dget_type(d);
+    H5T_class_t cls = ty >= 0 ? H5Tget_class(ty) : H5T_NO_CLASS;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+        rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__,
+                          "'%s': dataset '%s' is not numeric (integer or float)", file, dset);
+    } else if (n < 0 || (size_t)n != count) {
+        rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__,
+                          "'%s': dataset '%s' has %lld elements, expected %zu", file, dset,
+                          (long long)n, count);
+    } else if (count > 0 && H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+        rc = sp_error_set(SP_EIO, __FILE__, __LINE__,
+                          "'%s': reading dataset '%s' failed (truncated or corrupted file?)", file, dset);
+    }
+    if (ty >= 0) H5Tclose(ty);
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+SpStatus sp_h5_read_float(hid_t f, const char *file, const char *dset, float *out, size_t count) {
+    return read_all(f, file, dset, H5T_NATIVE_FLOAT, out, count);
+}
+SpStatus sp_h5_read_double(hid_t f, const char *file, const char *dset, double *out, size_t count) {
+    return read_all(f, file, dset, H5T_NATIVE_DOUBLE, out, count);
+}
+SpStatus sp_h5_read_int32(hid_t f, const char *file, const char *dset, int32_t *out, size_t count) {
+    return read_all(f, file, dset, H5T_NATIVE_INT32, out, count);
+}
+SpStatus sp_h5_read_int64(hid_t f, const char *file, const char *dset, int64_t *out, size_t count) {
+    return read_all(f, file, dset, H5T_NATIVE_INT64, out, count);
+}
+
+SpStatus sp_h5_read_rows_float(hid_t d, const char *file, const char *dset, hsize_t row0,
+                               hsize_t nrows, hsize_t ncols, float *out) {
+    if (nrows == 0) return SP_OK;
+    hid_t fs = H5Dget_space(d);
+    hsize_t start[2] = {row0, 0}, cnt[2] = {nrows, ncols};
+    hid_t ms = H5Screate_simple(2, cnt, NULL);
+    SpStatus rc = SP_OK;
+    if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
+        H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0)
+        rc = sp_error_set(SP_EIO, __FILE__, __LINE__,
+                          "'%s': reading rows %llu..%llu of '%s' failed (truncated or corrupted file?)",
+                          file, (unsigned long long)row0, (unsigned long long)(row0 + nrows - 1), dset);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ writing */
+
+SpStatus sp_h5_create_atomic(SpH5Writer *w, const char *path) {
+    sp_h5_init();
+    memset(w, 0, sizeof *w);
+    w->f = -1;
+    if (strlen(path) >= SP_PATH_MAX) SP_FAIL(SP_EUSAGE, "output path too long: '%s'", path);
+    strcpy(w->final_path, path);
+    snprintf(w->tmp_path, sizeof w->tmp_path, "%s.tmp", path);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    w->f = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (w->f < 0) {
+        int e = errno;
+        SP_FAIL(SP_EIO, "cannot create '%s' (%s): is the folder missing or not writable?",
+                w->tmp_path, e ? strerror(e) : "HDF5 error");
+    }
+    return SP_OK;
+}
+
+SpStatus sp_h5_commit(SpH5Writer *w) {
+    if (w->f < 0) SP_FAIL(SP_EINTERNAL, "commit of a writer that is not open");
+    herr_t fl = H5Fflush(w->f, H5F_SCOPE_GLOBAL);
+    herr_t cl = H5Fclose(w->f);
+    w->f = -1;
+    if (fl < 0 || cl < 0) {
+        unlink(w->tmp_path);
+        SP_FAIL(SP_EIO, "writing '%s' failed (disk full?); nothing was written under that name",
+                w->final_path);
+    }
+    int fd = open(w->tmp_path, O_RDONLY);
+    if (fd >= 0) {
+        int rc = fsync(fd);
+        close(fd);
+        if (rc != 0) {
+            unlink(w->tmp_path);
+            SP_FAIL(SP_EIO, "writing '%s' failed: %s", w->final_path, strerror(errno));
+        }
+    }
+    if (rename(w->tmp_path, w->final_path) != 0) {
+        int e = errno;
+        unlink(w->tmp_path);
+        SP_FAIL(SP_EIO, "cannot rename '%s' to '%s': %s", w->tmp_path, w->final_path, strerror(e));
+    }
+    return SP_OK;
+}
+
+void sp_h5_abort(SpH5Writer *w) {
+    if (w->f >= 0) {
+        H5Fclose(w->f);
+        w->f = -1;
+    }
+    if (w->tmp_path[0]) unlink(w->tmp_path);
+}
+
+static hid_t make_lcpl(void) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    return lcpl;
+}
+
+SpStatus sp_h5_ensure_group(hid_t loc, const char *path) {
+    if (sp_h5_exists(loc, path)) return SP_OK;
+    hid_t lcpl = make_lcpl();
+    hid_t g = H5Gcreate2(loc, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (g < 0) SP_FAIL(SP_EIO, "cannot create HDF5 group '%s'", path);
+    H5Gclose(g);
+    return SP_OK;
+}
+
+static hid_t chunked_dcpl(int rank, const hsize_t *dims, size_t elem, int compress, int extendible) {
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (!compress && !extendible) return dcpl;
+    hsize_t chunk[8];
+    size_t total = elem;
+    for (int i = rank - 1; i >= 0; i--) {
+        hsize_t d = dims[i] ? dims[i] : 1;
+        chunk[i] = d;
+        total *= d;
+    }
+    /* keep chunks <= 1 MiB: shrink the leading dimension first */
+    const size_t maxb = (size_t)1 << 20;
+    for (int i = 0; i < rank && total > maxb; i++) {
+        size_t row = total / chunk[i];
+        hsize_t c = row >= maxb ? 1 : (hsize_t)(maxb / row);
+        if (c < 1) c = 1;
+        if (c < chunk[i]) {
+            total = row * c;
+            chunk[i] = c;
+        }
+    }
+    H5Pset_chunk(dcpl, rank, chunk);
+    if (compress && H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0) {
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, 4);
+    }
+    return dcpl;
+}
+
+static SpStatus write_ds(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                         hid_t filetype, hid_t memtype, size_t elem, const void *data, int compress) {
+    hsize_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
+    int chunk = compress && rank > 0 && n > 0;
+    hid_t dcpl = rank == 0 ? H5Pcreate(H5P_DATASET_CREATE) : chunked_dcpl(rank, dims, elem, chunk, 0);
+    hid_t lcpl = make_lcpl();
+    hid_t d = H5Dcreate2(loc, name, filetype, sp, lcpl, dcpl, H5P_DEFAULT);
+    SpStatus rc = SP_OK;
+    if (d < 0)
+        rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "cannot create dataset '%s'", name);
+    else if (n > 0 && H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "writing dataset '%s' failed (disk full?)", name);
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return rc;
+}
+
+SpStatus sp_h5_write_float(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                           const float *data, int compress) {
+    return write_ds(loc, name, rank, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, data, compress);
+}
+SpStatus sp_h5_write_double(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                            const double *data, int compress) {
+    return write_ds(loc, name, rank, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 8, data, compress);
+}
+SpStatus sp_h5_write_int32(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                           const int32_t *data, int compress) {
+    return write_ds(loc, name, rank, dims, H5T_STD_I32LE, H5T_NATIVE_INT32, 4, data, compress);
+}
+SpStatus sp_h5_write_int64(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                           const int64_t *data, int compress) {
+    return write_ds(loc, name, rank, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, 8, data, compress);
+}
+
+SpStatus sp_h5_create_rows_float(hid_t loc, const char *name, hsize_t ncols, hid_t *dset_out) {
+    hsize_t dims[2] = {0, ncols}, maxd[2] = {H5S_UNLIMITED, ncols};
+    hid_t sp = H5Screate_simple(2, dims, maxd);
+    hsize_t cdims[2] = {(1u << 20) / (4 * (ncols ? ncols : 1)) + 1, ncols};
+    hid_t dcpl = chunked_dcpl(2, cdims, 4, 1, 1);
+    hid_t lcpl = make_lcpl();
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    *dset_out = d;
+    if (d < 0) SP_FAIL(SP_EIO, "cannot create dataset '%s'", name);
+    return SP_OK;
+}
+
+SpStatus sp_h5_append_rows_float(hid_t d, hsize_t row0, hsize_t nrows, hsize_t ncols,
+                                 const float *data) {
+    if (nrows == 0) return SP_OK;
+    hsize_t newd[2] = {row0 + nrows, ncols};
+    if (H5Dset_extent(d, newd) < 0) SP_FAIL(SP_EIO, "cannot extend dataset (disk full?)");
+    hid_t fs = H5Dget_space(d);
+    hsize_t start[2] = {row0, 0}, cnt[2] = {nrows, ncols};
+    hid_t ms = H5Screate_simple(2, cnt, NULL);
+    SpStatus rc = SP_OK;
+    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
+        H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, data) < 0)
+        rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "writing rows failed (disk full?)");
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return rc;
+}
+
+/* --------------------------------------------------------------- attributes */
+
+static SpStatus attr_write(hid_t loc, const char *obj, const char *name, hid_t type,
+                           const void *value) {
+    if (H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) > 0)
+        H5Adelete_by_name(loc, obj, name, H5P_DEFAULT);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate_by_name(loc, obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    SpStatus rc = SP_OK;
+    if (a < 0 || H5Awrite(a, type, value) < 0)
+        rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "cannot write attribute '%s' on '%s'", name, obj);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return rc;
+}
+
+SpStatus sp_h5_attr_write_str(hid_t loc, const char *obj, const char *name, const char *value) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    SpStatus rc = attr_write(loc, obj, name, t, &value);
+    H5Tclose(t);
+    return rc;
+}
+
+SpStatus sp_h5_attr_write_int64(hid_t loc, const char *obj, const char *name, int64_t value) {
+    return attr_write(loc, obj, name, H5T_NATIVE_INT64, &value);
+}
+
+SpStatus sp_h5_attr_write_double(hid_t loc, const char *obj, const char *name, double value) {
+    return attr_write(loc, obj, name, H5T_NATIVE_DOUBLE, &value);
+}
+
+int sp_h5_attr_exists(hid_t loc, const char *obj, const char *name) {
+    htri_t e;
+    H5E_BEGIN_TRY { e = H5Aexists_by_name(loc, obj, name, H5P_DEFAULT); }
+    H5E_END_TRY;
+    return e > 0;
+}
+
+static hid_t attr_open(hid_t loc, const char *file, const char *obj, const char *name) {
+    if (!sp_h5_attr_exists(loc, obj, name)) {
+        sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': attribute '%s' missing on '%s'", file, name, obj);
+        return -1;
+    }
+    hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0) sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': cannot open attribute '%s'", file, name);
+    return a;
+}
+
+SpStatus sp_h5_attr_read_str(hid_t loc, const char *file, const char *obj, const char *name,
+                             char **out) {
+    *out = NULL;
+    hid_t a = attr_open(loc, file, obj, name);
+    if (a < 0) return sp_error_status();
+    hid_t ft = H5Aget_type(a);
+    SpStatus rc = SP_OK;
+    if (H5Tget_class(ft) != H5T_STRING) {
+        rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': attribute '%s' is not a string", file, name);
+    } else if (H5Tis_variable_str(ft) > 0) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        char *s = NULL;
+        if (H5Aread(a, mt, &s) < 0 || !s) {
+            rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': cannot read attribute '%s'", file, name);
+        } else {
+            *out = strdup(s);
+            H5free_memory(s);
+        }
+        H5Tclose(mt);
+    } else {
+        size_t n = H5Tget_size(ft);
+        char *s = calloc(n + 1, 1);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n + 1);
+        if (!s || H5Aread(a, mt, s) < 0) {
+            free(s);
+            rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': cannot read attribute '%s'", file, name);
+        } else {
+            *out = s;
+        }
+        H5Tclose(mt);
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+static SpStatus attr_read_num(hid_t loc, const char *file, const char *obj, const char *name,
+                              hid_t mt, void *out) {
+    hid_t a = attr_open(loc, file, obj, name);
+    if (a < 0) return sp_error_status();
+    hid_t ft = H5Aget_type(a);
+    H5T_class_t c = H5Tget_class(ft);
+    SpStatus rc = SP_OK;
+    if ((c != H5T_INTEGER && c != H5T_FLOAT) || H5Aread(a, mt, out) < 0)
+        rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': attribute '%s' is not numeric", file, name);
+    H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+SpStatus sp_h5_attr_read_int64(hid_t loc, const char *file, const char *obj, const char *name,
+                               int64_t *out) {
+    return attr_read_num(loc, file, obj, name, H5T_NATIVE_INT64, out);
+}
+
+SpStatus sp_h5_attr_read_double(hid_t loc, const char *file, const char *obj, const char *name,
+                                double *out) {
+    return attr_read_num(loc, file, obj, name, H5T_NATIVE_DOUBLE, out);
+}
