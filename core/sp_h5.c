@@ -391,6 +391,7 @@ SpStatus sp_h5_attr_read_str(hid_t loc, const char *file, const char *obj, const
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft)); /* HDF5 does not convert ASCII <-> UTF-8 */
         char *s = NULL;
         if (H5Aread(a, mt, &s) < 0 || !s) {
             rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': cannot read attribute '%s'", file, name);
@@ -404,6 +405,7 @@ SpStatus sp_h5_attr_read_str(hid_t loc, const char *file, const char *obj, const
         char *s = calloc(n + 1, 1);
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, n + 1);
+        H5Tset_cset(mt, H5Tget_cset(ft));
         if (!s || H5Aread(a, mt, s) < 0) {
             free(s);
             rc = sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': cannot read attribute '%s'", file, name);
