@@ -39,7 +39,8 @@ typedef struct {
     const char *key;      /* "optim.lr" */
     SpCfgType type;
     const char *def;      /* default in libconfig syntax: "0.15", "\"cosine\"", "[7, 5, 3]", "true" */
-    double min, max;      /* inclusive range for numbers and list elements; min > max: unchecked */
+    double min, max;      /* inclusive range for numbers and list elements; min > max: unchecked;
+                           * min = DBL_TRUE_MIN means "> 0" (shown as "(0, max]") */
     const char *choices;  /* strings: "sgd|adam|adamw" (NULL: any string) */
     const char *doc;      /* one line, shown by `specssl config --help` and in demo.cfg */
 } SpCfgKey;
@@ -75,6 +76,10 @@ const char *sp_cfg_origin(const SpConfig *c, const char *key);
 /* Effective config as libconfig text (all keys, nested groups, C locale).
  * Returns malloc'ed text. */
 char *sp_config_dump(const SpConfig *c);
+/* The same with each key's doc line, type and range as a comment above it
+ * (`specssl config --defaults`, configs/demo.cfg). c NULL: the registered
+ * defaults. header (may be NULL) is copied verbatim first. Malloc'ed. */
+char *sp_config_dump_documented(const SpConfig *c, const char *header);
 /* Atomic write of sp_config_dump to path. */
 SpStatus sp_config_write(const SpConfig *c, const char *path);
 /* The config file the user passed (or "" for defaults). */
