@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sp_augment.h"
+#include "sp_config.h"
 #include "sp_test.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -926,6 +927,150 @@ START_TEST(bad_piece_size_names_the_key) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- config */
+
+static SpStatus load_with(SpConfig **c, const char *const *sets, int n) {
+    sp_core_config_register();
+    augment_config_register();
+    augment_config_register(); /* idempotent */
+    sp_error_clear();
+    return sp_config_load(c, NULL, sets, n);
+}
+
+START_TEST(config_defaults_are_the_published_run) {
+    SpConfig *c = NULL;
+    ck_assert_msg(load_with(&c, NULL, 0) == SP_OK, "%s", sp_error_message());
+    AugSpec spec;
+    ck_assert_msg(aug_spec_from_config(&spec, c) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(spec.n, 2);
+    ck_assert_int_eq(spec.t[0].kind, SP_AUG_MAGNITUDE_WARP);
+    REQ(spec.t[0].sigma == 0.3 && spec.t[0].knots == 4 && spec.t[0].p == 1.0);
+    ck_assert_int_eq(spec.t[1].kind, SP_AUG_TIME_WARP);
+    REQ(spec.t[1].sigma == 0.2 && spec.t[1].knots == 8 && spec.t[1].p == 1.0);
+    /* every registered augment key has a doc line and a valid default */
+    int nk = 0;
+    const SpCfgKey *keys = sp_config_keys(&nk);
+    int naug = 0;
+    for (int i = 0; i < nk; i++)
+        if (strncmp(keys[i].key, "augment.", 8) == 0) {
+            naug++;
+            REQ_MSG(keys[i].doc && keys[i].doc[0], "%s has no doc", keys[i].key);
+        }
+    REQ(naug >= 2 + 2 * SP_AUG_NKINDS);
+    /* the defaults of the keys and of aug_transform_default agree */
+    for (int k = 0; k < SP_AUG_NKINDS; k++) {
+        AugTransform d;
+        aug_transform_default(&d, (AugKind)k);
+        char set[96];
+        snprintf(set, sizeof set, "augment.transforms=[\"%s\"]", aug_kind_name((AugKind)k));
+        const char *sets[1] = {set};
+        SpConfig *c2 = NULL;
+        ck_assert_msg(load_with(&c2, sets, 1) == SP_OK, "%s", sp_error_message());
+        ck_assert_msg(aug_spec_from_config(&spec, c2) == SP_OK, "%s", sp_error_message());
+        ck_assert_int_eq(spec.n, 1);
+        REQ_MSG(memcmp(&spec.t[0], &d, sizeof d) == 0, "%s: config defaults differ from "
+                "aug_transform_default", aug_kind_name((AugKind)k));
+        sp_config_free(c2);
+    }
+    sp_config_free(c);
+}
+END_TEST
+
+START_TEST(config_overrides_groups_and_quirks) {
+    const char *sets[] = {"augment.transforms=[\"G2\"]", "augment.p=0.2",
+                          "augment.jitter.sigma=0.25", "augment.cutout.p=0.9",
+                          "augment.window_warp.scale_low=0.5", "augment.window_warp.scale_high=2",
+                          "reference_quirks=true"};
+    SpConfig *c = NULL;
+    ck_assert_msg(load_with(&c, sets, 7) == SP_OK, "%s", sp_error_message());
+    AugSpec spec;
+    ck_assert_msg(aug_spec_from_config(&spec, c) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(spec.n, 5);
+    const AugKind want[5] = {SP_AUG_JITTER, SP_AUG_TIME_WARP, SP_AUG_WINDOW_SLICE,
+                             SP_AUG_WINDOW_WARP, SP_AUG_CUTOUT};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(spec.t[i].kind, want[i]);
+        REQ(spec.t[i].p == (want[i] == SP_AUG_CUTOUT ? 0.9 : 0.2));
+    }
+    REQ(spec.t[0].sigma == 0.25);
+    REQ(spec.t[2].quirk_grid == 1);
+    REQ(spec.t[3].scale_low == 0.5 && spec.t[3].scale_high == 2.0);
+    AugPipeline *p = NULL;
+    ck_assert_msg(aug_pipeline_create(&p, &spec, 4020) == SP_OK, "%s", sp_error_message());
+    aug_pipeline_destroy(&p);
+    sp_config_free(c);
+    /* spectral extras with their parameters */
+    const char *sets2[] = {"augment.transforms=[\"shift\", \"mask\", \"baseline\"]",
+                           "augment.shift.max=3.5", "augment.shift.integer=true",
+                           "augment.mask.fill=\"linear\"", "augment.mask.bands=3",
+                           "augment.baseline.degree=4"};
+    ck_assert_msg(load_with(&c, sets2, 6) == SP_OK, "%s", sp_error_message());
+    ck_assert_msg(aug_spec_from_config(&spec, c) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(spec.n, 3);
+    REQ(spec.t[0].max_shift == 3.5 && spec.t[0].integer_shift == 1);
+    REQ(spec.t[1].fill == SP_AUG_FILL_LINEAR && spec.t[1].bands == 3);
+    REQ(spec.t[2].degree == 4);
+    sp_config_free(c);
+    /* an empty list is the identity pipeline; "none" too */
+    const char *sets3[] = {"augment.transforms=[]"};
+    ck_assert_msg(load_with(&c, sets3, 1) == SP_OK, "%s", sp_error_message());
+    ck_assert_msg(aug_spec_from_config(&spec, c) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(spec.n, 0);
+    sp_config_free(c);
+    const char *sets4[] = {"augment.transforms=[\"none\"]"};
+    ck_assert_msg(load_with(&c, sets4, 1) == SP_OK, "%s", sp_error_message());
+    ck_assert_msg(aug_spec_from_config(&spec, c) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(spec.n, 0);
+    sp_config_free(c);
+}
+END_TEST
+
+START_TEST(config_errors_name_the_key) {
+    SpConfig *c = NULL;
+    AugSpec spec;
+    /* unknown transform name: the key and the valid names */
+    const char *s1[] = {"augment.transforms=[\"jitter\", \"magnitude_wrap\"]"};
+    ck_assert_msg(load_with(&c, s1, 1) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(aug_spec_from_config(&spec, c), SP_ECONFIG);
+    REQ_MSG(strstr(sp_error_message(), "augment.transforms") &&
+                strstr(sp_error_message(), "magnitude_wrap") &&
+                strstr(sp_error_message(), "time_warp"),
+            "%s", sp_error_message());
+    sp_config_free(c);
+    /* a group inside a longer list */
+    const char *s2[] = {"augment.transforms=[\"G0\", \"jitter\"]"};
+    ck_assert_msg(load_with(&c, s2, 1) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(aug_spec_from_config(&spec, c), SP_ECONFIG);
+    REQ_MSG(strstr(sp_error_message(), "augment.transforms"), "%s", sp_error_message());
+    sp_config_free(c);
+    /* out-of-range values are rejected at load time, naming the key */
+    const char *bad[] = {"augment.jitter.sigma=-0.1", "augment.time_warp.knots=65",
+                         "augment.p=1.5", "augment.mask.fill=\"noise\"",
+                         "augment.magnitude_warp.knots=2.5", "augment.jitter.sigmaa=1"};
+    const char *keys[] = {"augment.jitter.sigma", "augment.time_warp.knots", "augment.p",
+                          "augment.mask.fill", "augment.magnitude_warp.knots",
+                          "augment.jitter.sigmaa"};
+    for (int i = 0; i < 6; i++) {
+        const char *one[1] = {bad[i]};
+        c = NULL;
+        SpStatus rc = load_with(&c, one, 1);
+        REQ_MSG(rc == SP_ECONFIG, "%s: status %d", bad[i], (int)rc);
+        REQ_MSG(strstr(sp_error_message(), keys[i]), "%s: '%s'", bad[i], sp_error_message());
+        sp_config_free(c);
+    }
+    /* a value valid for the config but not for this L: at pipeline creation */
+    const char *s3[] = {"augment.transforms=[\"cutout\"]", "augment.cutout.ratio=0.98"};
+    ck_assert_msg(load_with(&c, s3, 2) == SP_OK, "%s", sp_error_message());
+    ck_assert_msg(aug_spec_from_config(&spec, c) == SP_OK, "%s", sp_error_message());
+    AugPipeline *p = NULL;
+    ck_assert_int_eq(aug_pipeline_create(&p, &spec, 37), SP_ECONFIG);
+    REQ_MSG(strstr(sp_error_message(), "augment.cutout.ratio"), "%s", sp_error_message());
+    ck_assert_msg(aug_pipeline_create(&p, &spec, 4020) == SP_OK, "%s", sp_error_message());
+    aug_pipeline_destroy(&p);
+    sp_config_free(c);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("augment");
     TCase *tc = tcase_create("numerics");
@@ -974,6 +1119,12 @@ int main(void) {
     tc = tcase_create("errors");
     tcase_add_test(tc, bad_parameters_name_the_key);
     tcase_add_test(tc, bad_piece_size_names_the_key);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("config");
+    tcase_add_test(tc, config_defaults_are_the_published_run);
+    tcase_add_test(tc, config_overrides_groups_and_quirks);
+    tcase_add_test(tc, config_errors_name_the_key);
     suite_add_tcase(s, tc);
     return sp_run_suite(s);
 }
