@@ -302,6 +302,11 @@ void synth_blur_row(const SpSynthRow *r, SpSynthExp exp_mode, double *out);
 /* numpy's pairwise sum of a float64 vector (DOUBLE_pairwise_sum). */
 double synth_pairwise_sum(const double *a, int64_t n);
 
+/* The parameters of every row of a split, in row order (malloc'ed, free()). */
+SpStatus synth_schuetzke_params(SpSynthSet set, SpSynthSplit split, SpSynthRow **rows, int64_t *n);
+/* Blur rows[0..n) into float32 x [n, 5000] (see below); parallel over rows. */
+SpStatus synth_schuetzke_render(const SpSynthRow *rows, int64_t n, SpSynthExp exp_mode, int max_norm,
+                                float *x, int32_t *labels);
 /* Generate a split into float32 rows x [rows, 5000]: raw (max_norm = 0) or
  * divided by the row maximum in double, then cast (max_norm = 1, as the
  * upstream training script). labels [rows]. Parallel over rows. */

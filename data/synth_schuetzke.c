@@ -196,11 +196,11 @@ void synth_blur_row(const SpSynthRow *row, SpSynthExp exp_mode, double *y) {
     }
 }
 
-SpStatus synth_schuetzke_generate(SpSynthSet set, SpSynthSplit split, SpSynthExp exp_mode,
-                                  int max_norm, float *x, int32_t *labels) {
+SpStatus synth_schuetzke_params(SpSynthSet set, SpSynthSplit split, SpSynthRow **out, int64_t *n_out) {
     const int nc = synth_num_classes(set);
-    const int per = synth_rows_per_class(set, split);
-    const int64_t n = (int64_t)nc * per;
+    const int64_t n = (int64_t)nc * synth_rows_per_class(set, split);
+    *out = NULL;
+    *n_out = 0;
     SpSynthRow *rows = malloc((size_t)n * sizeof *rows);
     if (!rows) SP_FAIL(SP_ENOMEM, "out of memory (synthetic parameters)");
     if (split == SP_SPLIT_TEST) {
@@ -217,6 +217,13 @@ SpStatus synth_schuetzke_generate(SpSynthSet set, SpSynthSplit split, SpSynthExp
             synth_train_val_params(set, other, rows, NULL);
         free(other);
     }
+    *out = rows;
+    *n_out = n;
+    return SP_OK;
+}
+
+SpStatus synth_schuetzke_render(const SpSynthRow *rows, int64_t n, SpSynthExp exp_mode, int max_norm,
+                                float *x, int32_t *labels) {
     int failed = 0;
 #pragma omp parallel
     {
@@ -241,7 +248,16 @@ SpStatus synth_schuetzke_generate(SpSynthSet set, SpSynthSplit split, SpSynthExp
         }
         free(y);
     }
-    free(rows);
     if (failed) SP_FAIL(SP_ENOMEM, "out of memory (blur buffers)");
     return SP_OK;
+}
+
+SpStatus synth_schuetzke_generate(SpSynthSet set, SpSynthSplit split, SpSynthExp exp_mode,
+                                  int max_norm, float *x, int32_t *labels) {
+    SpSynthRow *rows;
+    int64_t n;
+    SP_TRY(synth_schuetzke_params(set, split, &rows, &n));
+    SpStatus rc = synth_schuetzke_render(rows, n, exp_mode, max_norm, x, labels);
+    free(rows);
+    return rc;
 }

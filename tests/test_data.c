@@ -205,6 +205,53 @@ START_TEST(nexus_path_and_optional_datasets) {
 }
 END_TEST
 
+START_TEST(nexus_via_config) {
+    /* the same NeXus layout through config keys only */
+    const char *p = tmp_path("nexus_cfg.h5");
+    hid_t f = create_file(p);
+    double x[12];
+    for (int i = 0; i < 12; i++) x[i] = 0.5 * i;
+    int32_t lab[3] = {2, 0, 1};
+    hsize_t d2[2] = {3, 4}, d1[1] = {3};
+    put(f, "/entry/data/data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, d2, x, 1);
+    put(f, "/entry/sample/phase", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d1, lab, 0);
+    H5Fclose(f);
+    data_config_register();
+    const char *sets[] = {"data.spectra_path=\"/entry/data/data\"",
+                          "data.labels_path=\"/entry/sample/phase\"", "data.load=\"stream\"",
+                          "data.block_rows=2", "data.nonfinite=\"drop\""};
+    SpConfig *c = NULL;
+    ck_assert_msg(sp_config_load(&c, NULL, sets, 5) == SP_OK, "%s", sp_error_message());
+    SpDataOptions o;
+    data_options_default(&o);
+    ck_assert(data_options_from_config(c, &o) == SP_OK);
+    ck_assert_str_eq(o.spectra_path, "/entry/data/data");
+    ck_assert(o.load == SP_LOAD_STREAM && o.block_rows == 2 && o.nonfinite == SP_NONFINITE_DROP);
+    sp_config_free(c);
+    SpDataset *ds = NULL;
+    ck_assert_msg(dataset_open(&ds, p, &o) == SP_OK, "%s", sp_error_message());
+    ck_assert(ds->n == 3 && ds->L == 4 && !ds->in_memory);
+    ck_assert(ds->labels[0] == 2 && ds->n_classes == 3);
+    float row[4];
+    ck_assert(dataset_read_rows(ds, 2, 1, row) == SP_OK);
+    ck_assert(row[3] == 5.5f);
+    dataset_close(&ds);
+    /* defaults of the keys equal data_options_default */
+    ck_assert(sp_config_load(&c, NULL, NULL, 0) == SP_OK);
+    SpDataOptions a, b;
+    data_options_default(&a);
+    data_options_default(&b);
+    ck_assert(data_options_from_config(c, &b) == SP_OK);
+    ck_assert(!memcmp(&a, &b, sizeof a));
+    ck_assert_str_eq(sp_cfg_str(c, "data.normalise"), "global_minmax");
+    sp_config_free(c);
+    /* a bad value names the key */
+    const char *bad[] = {"data.load=\"sometimes\""};
+    ck_assert(sp_config_load(&c, NULL, bad, 1) == SP_ECONFIG);
+    ck_assert_msg(strstr(sp_error_message(), "data.load") != NULL, "%s", sp_error_message());
+}
+END_TEST
+
 START_TEST(auto_memory_threshold) {
     const char *p = make_simple("auto.h5", 64, 256, 1); /* 64 KiB */
     SpDataOptions o;
@@ -894,6 +941,7 @@ int main(void) {
     TCase *io = tcase_create("io");
     tcase_add_test(io, read_dtypes);
     tcase_add_test(io, nexus_path_and_optional_datasets);
+    tcase_add_test(io, nexus_via_config);
     tcase_add_test(io, auto_memory_threshold);
     tcase_add_test(io, writers_round_trip);
     suite_add_tcase(s, io);

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sp_data.h"
+#include "sp_h5.h"
 #include "sp_test.h"
 
 /* ck_assert_msg writes a record on every call (slow in loops over millions of
@@ -538,6 +540,105 @@ START_TEST(ramp_determinism) {
 }
 END_TEST
 
+/* ----------------------------------------------------------------- CLI */
+
+START_TEST(cli_ramp_round_trip) {
+    char out[8192], path[1024];
+    snprintf(path, sizeof path, "%s/ramp.h5", sp_tmpdir());
+    const char *argv[] = {"specssl", "synth", "ramp", "--frames-slow", "20", "--frames-fast", "9",
+                          "--ramps", "3", "--length", "150", "--seed", "7", "--out", path, NULL};
+    int rc = sp_run_cli(out, sizeof out, argv);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    SpDataset *ds = NULL;
+    ck_assert_msg(dataset_open(&ds, path, NULL) == SP_OK, "%s", sp_error_message());
+    SpRampOptions o;
+    synth_ramp_default(&o);
+    o.frames_slow = 20;
+    o.frames_fast = 9;
+    o.ramps = 3;
+    o.L = 150;
+    o.seed = 7;
+    SpRampData d;
+    ck_assert(synth_ramp_generate(&o, &d) == SP_OK);
+    ck_assert(ds->n == 49 && ds->L == 150 && d.n == 49);
+    ck_assert(!memcmp(ds->x, d.x, (size_t)d.n * d.L * sizeof(float)));
+    ck_assert(!memcmp(ds->labels, d.labels, (size_t)d.n * 4));
+    ck_assert(!memcmp(ds->extvar, d.extvar, (size_t)d.n * 4));
+    ck_assert(!memcmp(ds->axis, d.axis, (size_t)d.L * 8));
+    ck_assert_int_eq(ds->n_class_names, 3);
+    ck_assert_int_eq(ds->n_classes, 3);
+    ck_assert_int_eq(ds->n_extvar, 5);
+    ck_assert(ds->generator && strstr(ds->generator, "--seed 7") && strstr(ds->generator, "--length 150"));
+    hid_t f;
+    ck_assert(sp_h5_open_read(path, &f) == SP_OK);
+    float fr[49 * 3];
+    int32_t ramp[49];
+    ck_assert(sp_h5_read_float(f, path, "/fractions", fr, 49 * 3) == SP_OK);
+    ck_assert(!memcmp(fr, d.fractions, sizeof fr));
+    ck_assert(sp_h5_read_int32(f, path, "/ramp", ramp, 49) == SP_OK);
+    ck_assert(ramp[0] == 0 && ramp[20] == 1 && ramp[48] == 2);
+    ck_assert(sp_h5_exists(f, "/frame") && sp_h5_exists(f, "/t") && sp_h5_exists(f, "/p") &&
+              sp_h5_exists(f, "/fast"));
+    H5Fclose(f);
+    synth_ramp_free(&d);
+    dataset_close(&ds);
+}
+END_TEST
+
+START_TEST(cli_challenge_round_trip) {
+    char out[8192], dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/ch", sp_tmpdir());
+    const char *argv[] = {"specssl", "synth", "challenge", "--normalise", "max", "--out-dir", dir, NULL};
+    int rc = sp_run_cli(out, sizeof out, argv);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+    const SpSynthSplit sp[3] = {SP_SPLIT_TRAIN, SP_SPLIT_VAL, SP_SPLIT_TEST};
+    const char *names[3] = {"train", "val", "test"};
+    const int n[3] = {1350, 270, 162};
+    for (int s = 0; s < 3; s++) {
+        snprintf(path, sizeof path, "%s/%s.h5", dir, names[s]);
+        SpDataset *ds = NULL;
+        ck_assert_msg(dataset_open(&ds, path, NULL) == SP_OK, "%s", sp_error_message());
+        ck_assert_int_eq(ds->n, n[s]);
+        ck_assert_int_eq(ds->L, 5000);
+        ck_assert_int_eq(ds->n_class_names, 27);
+        ck_assert_str_eq(ds->class_names[26], "26");
+        float *x = malloc((size_t)n[s] * 5000 * sizeof(float));
+        int32_t *lab = malloc((size_t)n[s] * sizeof(int32_t));
+        ck_assert(synth_schuetzke_generate(SP_SYNTH_CHALLENGE, sp[s], SP_EXP_SVML, 1, x, lab) == SP_OK);
+        ck_assert(!memcmp(ds->x, x, (size_t)n[s] * 5000 * sizeof(float)));
+        ck_assert(!memcmp(ds->labels, lab, (size_t)n[s] * 4));
+        ck_assert(ds->generator && strstr(ds->generator, "--normalise max"));
+        free(x);
+        free(lab);
+        dataset_close(&ds);
+    }
+}
+END_TEST
+
+START_TEST(cli_errors) {
+    char out[8192], path[1024];
+    snprintf(path, sizeof path, "%s/bad.h5", sp_tmpdir());
+    const char *a1[] = {"specssl", "synth", "nope", "--out", path, NULL};
+    ck_assert_int_eq(sp_run_cli(out, sizeof out, a1), 2);
+    ck_assert_msg(strstr(out, "nope") != NULL, "%s", out);
+    const char *a2[] = {"specssl", "synth", "ramp", NULL};
+    ck_assert_int_eq(sp_run_cli(out, sizeof out, a2), 2);
+    ck_assert_msg(strstr(out, "--out") != NULL, "%s", out);
+    const char *a3[] = {"specssl", "synth", "schuetzke", "--split", "tset", "--out", path, NULL};
+    ck_assert_int_eq(sp_run_cli(out, sizeof out, a3), 2);
+    ck_assert_msg(strstr(out, "tset") != NULL, "%s", out);
+    const char *a4[] = {"specssl", "synth", "ramp", "--length", "1", "--out", path, NULL};
+    ck_assert_int_eq(sp_run_cli(out, sizeof out, a4), 2);
+    ck_assert_msg(strstr(out, "--length") != NULL, "%s", out);
+    const char *a5[] = {"specssl", "synth", "challenge", "--seed", "3", "--out", path, NULL};
+    ck_assert_int_eq(sp_run_cli(out, sizeof out, a5), 2);
+    const char *a6[] = {"specssl", "synth", "ramp", "--noise", "pink", "--out", path, NULL};
+    ck_assert_int_eq(sp_run_cli(out, sizeof out, a6), 2);
+    ck_assert_msg(strstr(out, "pink") != NULL, "%s", out);
+    ck_assert(access(path, F_OK) != 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("synth");
     TCase *cfg = tcase_create("config");
@@ -562,5 +663,14 @@ int main(void) {
     tcase_add_test(rp, ramp_defaults_self_checks);
     tcase_add_test(rp, ramp_determinism);
     suite_add_tcase(s, rp);
-    return sp_run_suite(s);
+    TCase *cl = tcase_create("cli");
+    tcase_set_timeout(cl, 120);
+    tcase_add_test(cl, cli_ramp_round_trip);
+    tcase_add_test(cl, cli_challenge_round_trip);
+    tcase_add_test(cl, cli_errors);
+    suite_add_tcase(s, cl);
+    sp_tmpdir(); /* created once here, shared by the forked tests, removed below */
+    int rc = sp_run_suite(s);
+    sp_tmpdir_cleanup();
+    return rc;
 }
