@@ -56,7 +56,7 @@ static void expect_accum(const char *name, const float *got, const float *init, 
     double *want = da(n);
     for (size_t i = 0; i < n; i++) want[i] = (double)init[i] + k * ref[i];
     double atol = atol_rel * (sp_max_abs_d(ref, n) + sp_max_abs_f(init, n));
-    sp_expect_close_d(name, got, want, n, rtol, atol);
+    ref_expect_close(name, got, want, n, rtol, atol);
     free(want);
 }
 
@@ -139,7 +139,7 @@ static void conv_tier_b(const ConvCase c, int with_bias) {
     double *dinp = dcopy(inp, ni), *dw = dcopy(w, nw), *db = dcopy(b, c.O), *ddout = dcopy(dout, no);
     double *rout = da(no);
     ref_conv1d_forward(rout, dinp, dw, with_bias ? db : NULL, c.B, c.C, c.L, c.O, c.K, c.stride, c.pad);
-    sp_expect_close_d("conv1d out", out, rout, no, 1e-5, 1e-6 * sp_max_abs_d(rout, no));
+    ref_expect_close("conv1d out", out, rout, no, 1e-5, 1e-6 * sp_max_abs_d(rout, no));
 
     double *rgi = da(ni), *rgw = da(nw), *rgb = da(c.O);
     ref_conv1d_backward(rgi, rgw, rgb, ddout, dinp, dw, c.B, c.C, c.L, c.O, c.K, c.stride, c.pad);
@@ -225,8 +225,8 @@ START_TEST(conv1d_determinism) {
         expect_bits("conv1d db 1t", gb[0], gb[1], c.O * sizeof(float));
         expect_bits("conv1d out 1t vs 2t", out[0], out[2], no * sizeof(float));
         expect_bits("conv1d dinp 1t vs 2t", gi[0], gi[2], ni * sizeof(float));
-        sp_expect_close_f("conv1d dw 1t vs 2t", gw[2], gw[0], nw, 1e-5, 1e-6 * sp_max_abs_f(gw[0], nw));
-        sp_expect_close_f("conv1d db 1t vs 2t", gb[2], gb[0], c.O, 1e-5, 1e-6 * sp_max_abs_f(gb[0], c.O));
+        ref_expect_close_ff("conv1d dw 1t vs 2t", gw[2], gw[0], nw, 1e-5, 1e-6 * sp_max_abs_f(gw[0], nw));
+        ref_expect_close_ff("conv1d db 1t vs 2t", gb[2], gb[0], c.O, 1e-5, 1e-6 * sp_max_abs_f(gb[0], c.O));
         for (int r = 0; r < 3; r++) { free(out[r]); free(gi[r]); free(gw[r]); free(gb[r]); }
         free(inp); free(w); free(b); free(dout); free(work);
     }
@@ -274,7 +274,7 @@ START_TEST(linear_vs_reference) {
         for (size_t i = 0; i < no; i++) out[i] = NAN;
         linear_forward(out, inp, w, with_bias ? b : NULL, c.N, c.in, c.out);
         ref_linear_forward(rout, dinp, dw, with_bias ? db : NULL, c.N, c.in, c.out);
-        sp_expect_close_d("linear out", out, rout, no, 1e-5, 1e-6 * sp_max_abs_d(rout, no));
+        ref_expect_close("linear out", out, rout, no, 1e-5, 1e-6 * sp_max_abs_d(rout, no));
     }
     double *rgi = da(ni), *rgw = da(nw), *rgb = da(c.out);
     ref_linear_backward(rgi, rgw, rgb, ddout, dinp, dw, c.N, c.in, c.out);
@@ -317,10 +317,10 @@ START_TEST(linear_determinism) {
         expect_bits("linear dinp 1t", gi[0], gi[1], ni * sizeof(float));
         expect_bits("linear dw 1t", gw[0], gw[1], nw * sizeof(float));
         expect_bits("linear db 1t", gb[0], gb[1], c.out * sizeof(float));
-        sp_expect_close_f("linear out 1t vs 2t", out[2], out[0], no, 1e-6, 1e-7);
-        sp_expect_close_f("linear dinp 1t vs 2t", gi[2], gi[0], ni, 1e-6, 1e-7);
-        sp_expect_close_f("linear dw 1t vs 2t", gw[2], gw[0], nw, 1e-5, 1e-6 * sp_max_abs_f(gw[0], nw));
-        sp_expect_close_f("linear db 1t vs 2t", gb[2], gb[0], c.out, 1e-5, 1e-6 * sp_max_abs_f(gb[0], c.out));
+        ref_expect_close_ff("linear out 1t vs 2t", out[2], out[0], no, 1e-6, 1e-7);
+        ref_expect_close_ff("linear dinp 1t vs 2t", gi[2], gi[0], ni, 1e-6, 1e-7);
+        ref_expect_close_ff("linear dw 1t vs 2t", gw[2], gw[0], nw, 1e-5, 1e-6 * sp_max_abs_f(gw[0], nw));
+        ref_expect_close_ff("linear db 1t vs 2t", gb[2], gb[0], c.out, 1e-5, 1e-6 * sp_max_abs_f(gb[0], c.out));
         for (int r = 0; r < 3; r++) { free(out[r]); free(gi[r]); free(gw[r]); free(gb[r]); }
         free(inp); free(w); free(b); free(dout); free(work);
     }
@@ -389,7 +389,7 @@ START_TEST(activation_vs_reference) {
                 for (int r = 0; r < 2; r++) softmax_backward(gi, g, y, N, D);
                 ref_softmax_backward(rg, dg, dx, N, D);
             }
-            sp_expect_close_d("activation out", y, ry, n, 1e-5, 1e-6 * sp_max_abs_d(ry, n));
+            ref_expect_close("activation out", y, ry, n, 1e-5, 1e-6 * sp_max_abs_d(ry, n));
             expect_accum("activation dinp x2", gi, gi0, rg, n, 2, 1e-5, 1e-6);
         }
         /* in place */
@@ -512,7 +512,7 @@ START_TEST(pool_vs_reference) {
             ref_global_avgpool1d_forward(rout, din, x.NC, 1, x.L);
             ref_global_avgpool1d_backward(rg, ddout, x.NC, 1, x.L);
         }
-        sp_expect_close_d("pool out", out, rout, no, 1e-6, 1e-7);
+        ref_expect_close("pool out", out, rout, no, 1e-6, 1e-7);
         expect_accum("pool dinp x2", g, g0, rg, ni, 2, 1e-5, 1e-6);
         free(inp); free(dout); free(out); free(g0); free(g); free(din); free(ddout); free(rout);
         free(rg); free(idx);
@@ -571,6 +571,324 @@ START_TEST(adaptive_bins_exact) {
 }
 END_TEST
 
+/* --------------------------------------------------------------- batchnorm */
+typedef struct { int N, C, L, S; } BnCase;
+static const BnCase bn_cases[] = {
+    {4, 3, 5, 1}, {4, 3, 5, 2}, {8, 3, 5, 4}, {6, 20, 1, 2}, {8, 5, 1, 4},
+    {4, 2, 7, 4}, {12, 17, 1, 1}, {6, 2, 3, 3}, {2, 1, 9, 2}, {16, 33, 1, 4},
+};
+#define N_BN_CASES ((int)(sizeof bn_cases / sizeof bn_cases[0]))
+#define BN_EPS 1e-5
+
+typedef struct {
+    BnCase c;
+    int eval;
+    double *inp, *gamma, *beta, *rm, *rv, *mean, *var;
+} BnCtx;
+
+static void bn_fwd(void *p, double *out) {
+    BnCtx *x = p;
+    if (x->eval)
+        ref_batchnorm_forward_eval(out, x->inp, x->gamma, x->beta, x->rm, x->rv, x->c.N, x->c.C,
+                                   x->c.L, BN_EPS);
+    else
+        ref_batchnorm_forward_train(out, x->mean, x->var, x->inp, x->gamma, x->beta, x->c.N,
+                                    x->c.C, x->c.L, x->c.S, BN_EPS);
+}
+
+/* Tier A uses groups of m >= 8 values: for m = 2 the normalised output is
+ * +-1 whatever the input (its gradient is eps-level cancellation) and for very
+ * small m the third derivative makes the h^2 truncation error of central
+ * differences exceed 1e-7. The small groups are covered by tier B below
+ * (same reference code path). */
+static const BnCase bn_gc_cases[] = {
+    {8, 3, 5, 1}, {8, 3, 5, 2}, {16, 3, 5, 4}, {16, 20, 1, 2}, {32, 5, 1, 4},
+    {12, 17, 1, 1}, {8, 2, 7, 4}, {2, 1, 9, 2}, {24, 3, 3, 3},
+};
+#define N_BN_GC_CASES ((int)(sizeof bn_gc_cases / sizeof bn_gc_cases[0]))
+
+START_TEST(batchnorm_gradcheck) {
+    BnCase c = bn_gc_cases[_i / 2];
+    int eval = _i % 2;
+    size_t n = (size_t)c.N * c.C * c.L;
+    BnCtx x = {c, eval, drand_(n, 1, -2, 2), drand_(c.C, 2, 0.5, 1.5), drand_(c.C, 3, -1, 1),
+               drand_(c.C, 4, -0.5, 0.5), drand_(c.C, 5, 0.5, 2), da((size_t)c.S * c.C),
+               da((size_t)c.S * c.C)};
+    double *G = drand_(n, 6, -1, 1), *gi = da(n), *gg = da(c.C), *gb = da(c.C);
+    if (eval)
+        ref_batchnorm_backward_eval(gi, gg, gb, G, x.inp, x.gamma, x.rm, x.rv, c.N, c.C, c.L, BN_EPS);
+    else
+        ref_batchnorm_backward_train(gi, gg, gb, G, x.inp, x.gamma, c.N, c.C, c.L, c.S, BN_EPS);
+    ref_expect_gradcheck_fwd("batchnorm dinp", bn_fwd, &x, n, G, x.inp, n, gi, NULL, GC_TOL);
+    ref_expect_gradcheck_fwd("batchnorm dgamma", bn_fwd, &x, n, G, x.gamma, c.C, gg, NULL, GC_TOL);
+    ref_expect_gradcheck_fwd("batchnorm dbeta", bn_fwd, &x, n, G, x.beta, c.C, gb, NULL, GC_TOL);
+    free(x.inp); free(x.gamma); free(x.beta); free(x.rm); free(x.rv); free(x.mean); free(x.var);
+    free(G); free(gi); free(gg); free(gb);
+}
+END_TEST
+
+/* Tier B, train mode: out, saved mean/rstd, running stats, backward x2. */
+START_TEST(batchnorm_train_vs_reference) {
+    sp_blas_init(0);
+    BnCase c = bn_cases[_i];
+    SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
+    size_t n = (size_t)c.N * c.C * c.L, sc = (size_t)c.S * c.C;
+    float *inp = frand(n, 10, -2, 3), *gamma = frand(c.C, 11, -1.5, 1.5), *beta = frand(c.C, 12, -1, 1);
+    float *rm = frand(c.C, 13, -0.5, 0.5), *rv = frand(c.C, 14, 0.5, 2), *out = fa(n);
+    float *mean = fa(sc), *rstd = fa(sc), *dout = frand(n, 15, -1, 1);
+    float *work = fa(batchnorm_work_floats(&s));
+    double *di = dcopy(inp, n), *dg = dcopy(gamma, c.C), *dbt = dcopy(beta, c.C);
+    double *drm = dcopy(rm, c.C), *drv = dcopy(rv, c.C), *ddout = dcopy(dout, n);
+    double *rout = da(n), *rmean = da(sc), *rvar = da(sc);
+    for (size_t i = 0; i < n; i++) out[i] = NAN;
+    batchnorm_forward_train(out, mean, rstd, inp, gamma, beta, rm, rv, &s);
+    ref_batchnorm_forward_train(rout, rmean, rvar, di, dg, dbt, c.N, c.C, c.L, c.S, (double)s.eps);
+    ref_batchnorm_running_update(drm, drv, rmean, rvar, c.N, c.C, c.L, c.S, (double)s.momentum);
+    double *rrstd = da(sc);
+    for (size_t i = 0; i < sc; i++) rrstd[i] = 1 / sqrt(rvar[i] + (double)s.eps);
+    ref_expect_close("bn out", out, rout, n, 1e-5, 1e-6 * sp_max_abs_d(rout, n));
+    ref_expect_close("bn mean", mean, rmean, sc, 1e-6, 1e-7);
+    ref_expect_close("bn rstd", rstd, rrstd, sc, 1e-6, 0);
+    ref_expect_close("bn running_mean", rm, drm, c.C, 1e-6, 1e-7);
+    ref_expect_close("bn running_var", rv, drv, c.C, 1e-6, 1e-7);
+    /* NULL running stats: nothing touched, same output */
+    float *out2 = fa(n);
+    batchnorm_forward_train(out2, mean, rstd, inp, gamma, beta, NULL, NULL, &s);
+    expect_bits("bn out without running stats", out, out2, n * sizeof(float));
+
+    double *rgi = da(n), *rgg = da(c.C), *rgb = da(c.C);
+    ref_batchnorm_backward_train(rgi, rgg, rgb, ddout, di, dg, c.N, c.C, c.L, c.S, (double)s.eps);
+    float *gi0 = frand(n, 20, -1, 1), *gg0 = frand(c.C, 21, -1, 1), *gb0 = frand(c.C, 22, -1, 1);
+    float *gi = fa(n), *gg = fa(c.C), *gb = fa(c.C);
+    memcpy(gi, gi0, n * sizeof(float));
+    memcpy(gg, gg0, c.C * sizeof(float));
+    memcpy(gb, gb0, c.C * sizeof(float));
+    for (int rep = 1; rep <= 2; rep++) {
+        batchnorm_backward(gi, gg, gb, dout, inp, mean, rstd, gamma, &s, work);
+        expect_accum("bn dinp", gi, gi0, rgi, n, rep, 1e-4, 1e-5);
+        expect_accum("bn dgamma", gg, gg0, rgg, c.C, rep, 1e-5, 1e-6);
+        expect_accum("bn dbeta", gb, gb0, rgb, c.C, rep, 1e-5, 1e-6);
+    }
+    free(inp); free(gamma); free(beta); free(rm); free(rv); free(out); free(mean); free(rstd);
+    free(dout); free(work); free(di); free(dg); free(dbt); free(drm); free(drv); free(ddout);
+    free(rout); free(rmean); free(rvar); free(rrstd); free(out2); free(rgi); free(rgg); free(rgb);
+    free(gi0); free(gg0); free(gb0); free(gi); free(gg); free(gb);
+}
+END_TEST
+
+START_TEST(batchnorm_eval_vs_reference) {
+    sp_blas_init(0);
+    BnCase c = bn_cases[_i];
+    SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
+    size_t n = (size_t)c.N * c.C * c.L;
+    float *inp = frand(n, 30, -2, 3), *gamma = frand(c.C, 31, -1.5, 1.5), *beta = frand(c.C, 32, -1, 1);
+    float *rm = frand(c.C, 33, -0.5, 0.5), *rv = frand(c.C, 34, 1e-6, 2), *out = fa(n);
+    float *dout = frand(n, 35, -1, 1), *work = fa(batchnorm_work_floats(&s));
+    double *di = dcopy(inp, n), *dg = dcopy(gamma, c.C), *dbt = dcopy(beta, c.C);
+    double *drm = dcopy(rm, c.C), *drv = dcopy(rv, c.C), *ddout = dcopy(dout, n), *rout = da(n);
+    batchnorm_forward_eval(out, inp, gamma, beta, rm, rv, &s);
+    ref_batchnorm_forward_eval(rout, di, dg, dbt, drm, drv, c.N, c.C, c.L, (double)s.eps);
+    ref_expect_close("bn eval out", out, rout, n, 1e-5, 1e-6 * sp_max_abs_d(rout, n));
+    double *rgi = da(n), *rgg = da(c.C), *rgb = da(c.C);
+    ref_batchnorm_backward_eval(rgi, rgg, rgb, ddout, di, dg, drm, drv, c.N, c.C, c.L, (double)s.eps);
+    float *gi0 = frand(n, 40, -1, 1), *gg0 = frand(c.C, 41, -1, 1), *gb0 = frand(c.C, 42, -1, 1);
+    float *gi = fa(n), *gg = fa(c.C), *gb = fa(c.C);
+    memcpy(gi, gi0, n * sizeof(float));
+    memcpy(gg, gg0, c.C * sizeof(float));
+    memcpy(gb, gb0, c.C * sizeof(float));
+    for (int rep = 1; rep <= 2; rep++) {
+        batchnorm_backward_eval(gi, gg, gb, dout, inp, gamma, rm, rv, &s, work);
+        expect_accum("bn eval dinp", gi, gi0, rgi, n, rep, 1e-5, 1e-6);
+        expect_accum("bn eval dgamma", gg, gg0, rgg, c.C, rep, 1e-5, 1e-6);
+        expect_accum("bn eval dbeta", gb, gb0, rgb, c.C, rep, 1e-5, 1e-6);
+    }
+    free(inp); free(gamma); free(beta); free(rm); free(rv); free(out); free(dout); free(work);
+    free(di); free(dg); free(dbt); free(drm); free(drv); free(ddout); free(rout); free(rgi);
+    free(rgg); free(rgb); free(gi0); free(gg0); free(gb0); free(gi); free(gg); free(gb);
+}
+END_TEST
+
+START_TEST(batchnorm_interleaved_splits_exact) {
+    /* N = 4, C = 1, L = 2, S = 2: samples 0, 2 hold {0, 1}, samples 1, 3 hold
+     * {8, 9}. Interleaved splits: split 0 = {0, 2} -> mean 0.5, split 1 =
+     * {1, 3} -> mean 8.5, both with biased variance 0.25. A contiguous split
+     * ({0, 1}, {2, 3}) would give mean 4.75 twice. */
+    float x[8] = {0, 1, 8, 9, 0, 1, 8, 9}, y[8], mean[2], rstd[2];
+    float g[1] = {1}, b[1] = {0}, rm[1] = {0}, rv[1] = {1};
+    SpBatchNorm s = {4, 1, 2, 2, 0.0f, 0.5f};
+    batchnorm_forward_train(y, mean, rstd, x, g, b, rm, rv, &s);
+    ck_assert_msg(mean[0] == 0.5f && mean[1] == 8.5f, "split means %g %g (contiguous split?)",
+                  mean[0], mean[1]);
+    ck_assert(rstd[0] == 2.0f && rstd[1] == 2.0f);
+    const float want[8] = {-1, 1, -1, 1, -1, 1, -1, 1};
+    ck_assert(memcmp(y, want, sizeof want) == 0);
+    /* running: rm = mean_s(0.5*0 + 0.5*mu_s) = 2.25; m = 4, unbiased var 1/3:
+     * rv = 0.5*1 + 0.5/3 = 2/3 */
+    ck_assert(rm[0] == 2.25f);
+    ck_assert_msg(fabs(rv[0] - 2.0 / 3.0) < 1e-7, "running var %.9g", rv[0]);
+    /* same with L = 1 layout (C = 2 channels, the second constant 3): sample n
+     * row = {x, 3} */
+    float x1[8] = {0, 3, 8, 3, 2, 3, 10, 3}, y1[8], m1[4], r1[4], rm1[2] = {0, 0}, rv1[2] = {1, 1};
+    SpBatchNorm s1 = {4, 2, 1, 2, 0.0f, 0.5f};
+    batchnorm_forward_train(y1, m1, r1, x1, NULL, NULL, rm1, rv1, &s1);
+    /* split 0 = samples {0, 2}: channel 0 {0, 2} mean 1; split 1 = {1, 3}: {8, 10} mean 9 */
+    ck_assert_msg(m1[0] == 1.0f && m1[2] == 9.0f && m1[1] == 3.0f && m1[3] == 3.0f,
+                  "L=1 split means %g %g %g %g", m1[0], m1[1], m1[2], m1[3]);
+    ck_assert(r1[0] == 1.0f && r1[2] == 1.0f);
+    ck_assert(y1[0] == -1 && y1[2] == -1 && y1[4] == 1 && y1[6] == 1);
+    ck_assert(rm1[0] == 2.5f && rm1[1] == 1.5f);
+}
+END_TEST
+
+START_TEST(batchnorm_tiny_variance) {
+    /* mean 100, std ~1e-3 (published weights have variances down to 1e-6):
+     * two-pass double statistics keep full float accuracy. */
+    sp_blas_init(0);
+    BnCase c = {8, 3, 50, 2};
+    SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
+    size_t n = (size_t)c.N * c.C * c.L, sc = (size_t)c.S * c.C;
+    float *inp = frand(n, 50, -1e-3, 1e-3), *out = fa(n), *mean = fa(sc), *rstd = fa(sc);
+    for (size_t i = 0; i < n; i++) inp[i] += 100.0f;
+    double *di = dcopy(inp, n), *rout = da(n), *rmean = da(sc), *rvar = da(sc), *rrstd = da(sc);
+    batchnorm_forward_train(out, mean, rstd, inp, NULL, NULL, NULL, NULL, &s);
+    ref_batchnorm_forward_train(rout, rmean, rvar, di, NULL, NULL, c.N, c.C, c.L, c.S, (double)s.eps);
+    for (size_t i = 0; i < sc; i++) rrstd[i] = 1 / sqrt(rvar[i] + (double)s.eps);
+    ref_expect_close("bn rstd (tiny var)", rstd, rrstd, sc, 1e-5, 0);
+    ref_expect_close("bn out (tiny var)", out, rout, n, 1e-4, 1e-4 * sp_max_abs_d(rout, n));
+    /* eval with a running variance of 1e-6 and a large running mean */
+    float rm[3] = {100, 100, 100}, rv[3] = {1e-6f, 2e-6f, 1e-5f};
+    double drm[3] = {100, 100, 100}, drv[3];
+    ref_to_double(drv, rv, 3);
+    s.eps = 1e-5f;
+    batchnorm_forward_eval(out, inp, NULL, NULL, rm, rv, &s);
+    ref_batchnorm_forward_eval(rout, di, NULL, NULL, drm, drv, c.N, c.C, c.L, (double)s.eps);
+    ref_expect_close("bn eval out (tiny var)", out, rout, n, 1e-5, 1e-6 * sp_max_abs_d(rout, n));
+    free(inp); free(out); free(mean); free(rstd); free(di); free(rout); free(rmean); free(rvar);
+    free(rrstd);
+}
+END_TEST
+
+START_TEST(batchnorm_determinism) {
+    const BnCase cs[2] = {{12, 5, 37, 4}, {24, 40, 1, 2}};
+    for (int k = 0; k < 2; k++) {
+        BnCase c = cs[k];
+        SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
+        size_t n = (size_t)c.N * c.C * c.L, sc = (size_t)c.S * c.C;
+        float *inp = frand(n, 60, -2, 2), *gamma = frand(c.C, 61, -1, 1), *beta = frand(c.C, 62, -1, 1);
+        float *dout = frand(n, 63, -1, 1), *work = fa(batchnorm_work_floats(&s));
+        float *out[3], *gi[3], *gg[3], *gb[3], *rm[3], *rv[3], *mean = fa(sc), *rstd = fa(sc);
+        for (int r = 0; r < 3; r++) {
+            use_threads(r < 2 ? 1 : 2);
+            out[r] = fa(n); gi[r] = fa(n); gg[r] = fa(c.C); gb[r] = fa(c.C);
+            rm[r] = fa(c.C); rv[r] = fa(c.C);
+            batchnorm_forward_train(out[r], mean, rstd, inp, gamma, beta, rm[r], rv[r], &s);
+            batchnorm_backward(gi[r], gg[r], gb[r], dout, inp, mean, rstd, gamma, &s, work);
+        }
+        for (int r = 1; r < 3; r++) {
+            expect_bits("bn out", out[0], out[r], n * sizeof(float));
+            expect_bits("bn dinp", gi[0], gi[r], n * sizeof(float));
+            expect_bits("bn dgamma", gg[0], gg[r], c.C * sizeof(float));
+            expect_bits("bn dbeta", gb[0], gb[r], c.C * sizeof(float));
+            expect_bits("bn running mean", rm[0], rm[r], c.C * sizeof(float));
+            expect_bits("bn running var", rv[0], rv[r], c.C * sizeof(float));
+        }
+        for (int r = 0; r < 3; r++) {
+            free(out[r]); free(gi[r]); free(gg[r]); free(gb[r]); free(rm[r]); free(rv[r]);
+        }
+        free(inp); free(gamma); free(beta); free(dout); free(work); free(mean); free(rstd);
+    }
+}
+END_TEST
+
+/* --------------------------------------------------------------- layernorm */
+typedef struct {
+    int N, D;
+    double *inp, *w, *b;
+} LnCtx;
+#define LN_EPS 1e-5
+
+static void ln_fwd(void *p, double *out) {
+    LnCtx *x = p;
+    ref_layernorm_forward(out, x->inp, x->w, x->b, x->N, x->D, LN_EPS);
+}
+
+static const int ln_cases[][2] = {{3, 7}, {4, 16}, {2, 13}, {5, 130}, {1, 1}, {3, 2}};
+#define N_LN_CASES ((int)(sizeof ln_cases / sizeof ln_cases[0]))
+/* tier A: D = 2 is degenerate (xhat = +-1, gradient pure cancellation), see batchnorm */
+#define N_LN_GC_CASES (N_LN_CASES - 1)
+
+START_TEST(layernorm_gradcheck) {
+    int N = ln_cases[_i][0], D = ln_cases[_i][1];
+    size_t n = (size_t)N * D;
+    LnCtx x = {N, D, drand_(n, 1, -2, 2), drand_(D, 2, 0.5, 1.5), drand_(D, 3, -1, 1)};
+    double *G = drand_(n, 4, -1, 1), *gi = da(n), *gw = da(D), *gb = da(D);
+    ref_layernorm_backward(gi, gw, gb, G, x.inp, x.w, N, D, LN_EPS);
+    ref_expect_gradcheck_fwd("layernorm dinp", ln_fwd, &x, n, G, x.inp, n, gi, NULL, GC_TOL);
+    ref_expect_gradcheck_fwd("layernorm dw", ln_fwd, &x, n, G, x.w, D, gw, NULL, GC_TOL);
+    ref_expect_gradcheck_fwd("layernorm db", ln_fwd, &x, n, G, x.b, D, gb, NULL, GC_TOL);
+    free(x.inp); free(x.w); free(x.b); free(G); free(gi); free(gw); free(gb);
+}
+END_TEST
+
+START_TEST(layernorm_vs_reference) {
+    sp_blas_init(0);
+    for (int big = 0; big < 2; big++) {
+        int N = ln_cases[_i][0] * (big ? 300 : 1), D = ln_cases[_i][1];
+        size_t n = (size_t)N * D;
+        float *inp = frand(n, 10, -2, 3), *w = frand(D, 11, -1.5, 1.5), *b = frand(D, 12, -1, 1);
+        float *out = fa(n), *mean = fa(N), *rstd = fa(N), *dout = frand(n, 13, -1, 1);
+        float *work = fa(layernorm_work_floats(N, D));
+        double *di = dcopy(inp, n), *dw = dcopy(w, D), *db = dcopy(b, D), *ddout = dcopy(dout, n);
+        double *rout = da(n);
+        for (int affine = 0; affine < 2; affine++) {
+            layernorm_forward(out, mean, rstd, inp, affine ? w : NULL, affine ? b : NULL, N, D, 1e-5f);
+            ref_layernorm_forward(rout, di, affine ? dw : NULL, affine ? db : NULL, N, D, (double)1e-5f);
+            ref_expect_close("ln out", out, rout, n, 1e-5, 1e-5 * sp_max_abs_d(rout, n));
+        }
+        double *rgi = da(n), *rgw = da(D), *rgb = da(D);
+        ref_layernorm_backward(rgi, rgw, rgb, ddout, di, dw, N, D, (double)1e-5f);
+        float *gi0 = frand(n, 20, -1, 1), *gw0 = frand(D, 21, -1, 1), *gb0 = frand(D, 22, -1, 1);
+        float *gi = fa(n), *gw = fa(D), *gb = fa(D);
+        memcpy(gi, gi0, n * sizeof(float));
+        memcpy(gw, gw0, D * sizeof(float));
+        memcpy(gb, gb0, D * sizeof(float));
+        for (int rep = 1; rep <= 2; rep++) {
+            layernorm_backward(gi, gw, gb, dout, inp, mean, rstd, w, N, D, work);
+            /* D = 1 and 2 are degenerate (xhat is 0 or +-1): dinp is pure cancellation */
+            expect_accum("ln dinp", gi, gi0, rgi, n, rep, 1e-4, D <= 2 ? 1e-4 : 1e-5);
+            expect_accum("ln dw", gw, gw0, rgw, D, rep, 1e-4, 1e-5);
+            expect_accum("ln db", gb, gb0, rgb, D, rep, 1e-5, 1e-6);
+        }
+        free(inp); free(w); free(b); free(out); free(mean); free(rstd); free(dout); free(work);
+        free(di); free(dw); free(db); free(ddout); free(rout); free(rgi); free(rgw); free(rgb);
+        free(gi0); free(gw0); free(gb0); free(gi); free(gw); free(gb);
+    }
+}
+END_TEST
+
+START_TEST(layernorm_determinism) {
+    int N = 301, D = 130;
+    size_t n = (size_t)N * D;
+    float *inp = frand(n, 70, -2, 2), *w = frand(D, 71, -1, 1), *b = frand(D, 72, -1, 1);
+    float *dout = frand(n, 73, -1, 1), *mean = fa(N), *rstd = fa(N);
+    float *out[3], *gi[3], *gw[3], *gb[3];
+    for (int r = 0; r < 3; r++) {
+        use_threads(r < 2 ? 1 : 2);
+        out[r] = fa(n); gi[r] = fa(n); gw[r] = fa(D); gb[r] = fa(D);
+        layernorm_forward(out[r], mean, rstd, inp, w, b, N, D, 1e-5f);
+        layernorm_backward(gi[r], gw[r], gb[r], dout, inp, mean, rstd, w, N, D, NULL);
+    }
+    for (int r = 1; r < 3; r++) {
+        expect_bits("ln out", out[0], out[r], n * sizeof(float));
+        expect_bits("ln dinp", gi[0], gi[r], n * sizeof(float));
+        expect_bits("ln dw", gw[0], gw[r], D * sizeof(float));
+        expect_bits("ln db", gb[0], gb[r], D * sizeof(float));
+    }
+    for (int r = 0; r < 3; r++) { free(out[r]); free(gi[r]); free(gw[r]); free(gb[r]); }
+    free(inp); free(w); free(b); free(dout); free(mean); free(rstd);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("layers");
 
@@ -580,6 +898,8 @@ int main(void) {
     tcase_add_loop_test(tg, linear_gradcheck, 0, N_LIN_CASES);
     tcase_add_loop_test(tg, activation_gradcheck, 0, 3);
     tcase_add_loop_test(tg, pool_gradcheck, 0, N_POOL_CASES);
+    tcase_add_loop_test(tg, batchnorm_gradcheck, 0, 2 * N_BN_GC_CASES);
+    tcase_add_loop_test(tg, layernorm_gradcheck, 0, N_LN_GC_CASES);
     suite_add_tcase(s, tg);
 
     TCase *tf = tcase_create("forward");
@@ -589,6 +909,8 @@ int main(void) {
     tcase_add_test(tf, softmax_stable_and_exact);
     tcase_add_test(tf, maxpool_ties_and_remainder);
     tcase_add_test(tf, adaptive_bins_exact);
+    tcase_add_test(tf, batchnorm_interleaved_splits_exact);
+    tcase_add_test(tf, batchnorm_tiny_variance);
     suite_add_tcase(s, tf);
 
     TCase *tb = tcase_create("backward");
@@ -598,12 +920,17 @@ int main(void) {
     tcase_add_loop_test(tb, linear_vs_reference, 0, N_LIN_CASES);
     tcase_add_test(tb, activation_vs_reference);
     tcase_add_loop_test(tb, pool_vs_reference, 0, N_POOL_CASES);
+    tcase_add_loop_test(tb, batchnorm_train_vs_reference, 0, N_BN_CASES);
+    tcase_add_loop_test(tb, batchnorm_eval_vs_reference, 0, N_BN_CASES);
+    tcase_add_loop_test(tb, layernorm_vs_reference, 0, N_LN_CASES);
     suite_add_tcase(s, tb);
 
     TCase *td = tcase_create("determinism");
     tcase_set_timeout(td, 60);
     tcase_add_test(td, conv1d_determinism);
     tcase_add_test(td, linear_determinism);
+    tcase_add_test(td, batchnorm_determinism);
+    tcase_add_test(td, layernorm_determinism);
     suite_add_tcase(s, td);
 
     return sp_run_suite(s);

@@ -658,3 +658,25 @@ void ref_expect_gradcheck_fwd(const char *name, RefFwdFn fwd, void *ctx, size_t 
                   "(eps %.3g)",
                   name, e, tol, wi, wa, wn, h);
 }
+
+void ref_expect_close(const char *name, const float *got, const double *ref, size_t n, double rtol,
+                      double atol) {
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], r = ref[i], err = fabs(g - r);
+        if (!(err <= atol + rtol * fabs(r)) || !isfinite(g)) {
+            ck_assert_msg(0, "%s[%zu]: got %.9g, reference %.9g, |err| %.3g (atol %.3g, rtol %.3g)",
+                          name, i, g, r, err, atol, rtol);
+        }
+    }
+}
+
+void ref_expect_close_ff(const char *name, const float *got, const float *ref, size_t n,
+                         double rtol, double atol) {
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], r = ref[i], err = fabs(g - r);
+        if (!(err <= atol + rtol * fabs(r)) || !isfinite(g)) {
+            ck_assert_msg(0, "%s[%zu]: got %.9g, reference %.9g, |err| %.3g (atol %.3g, rtol %.3g)",
+                          name, i, g, r, err, atol, rtol);
+        }
+    }
+}

@@ -115,6 +115,16 @@ void ref_expect_gradcheck_fwd(const char *name, RefFwdFn fwd, void *ctx, size_t 
 void ref_expect_gradcheck(const char *name, RefLossFn loss, void *ctx, double *x, size_t n,
                           const double *analytic, const unsigned char *skip, double tol);
 
+/* |got - ref| <= atol + rtol*|ref| and got finite for every element. Like
+ * sp_expect_close_d, but checks all elements first and calls ck_assert_msg
+ * once (on the first failing element): Check writes a checkpoint record to
+ * its pipe on every ck_assert call, which dominates the run time when called
+ * per element. */
+void ref_expect_close(const char *name, const float *got, const double *ref, size_t n, double rtol,
+                      double atol);
+void ref_expect_close_ff(const char *name, const float *got, const float *ref, size_t n,
+                         double rtol, double atol);
+
 /* sum_i out[i] * G[i] */
 double ref_dot(const double *a, const double *b, size_t n);
 /* float <-> double copies */
