@@ -9,6 +9,7 @@
  * OpenMP region (never call them inside one).
  */
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,59 @@ int aug_spec_group(AugSpec *spec, const char *name, double p) {
     memset(spec, 0, sizeof *spec);
     for (int i = 0; i < n; i++) aug_spec_add(spec, k[i], p);
     return 1;
+}
+
+static int describe_one(const AugTransform *t, char *b, size_t n) {
+    const char *name = aug_kind_name(t->kind);
+    switch (t->kind) {
+    case SP_AUG_MAGNITUDE_WARP:
+    case SP_AUG_TIME_WARP:
+        return snprintf(b, n, "%s(sigma=%g, knots=%d, p=%g)", name, t->sigma, t->knots, t->p);
+    case SP_AUG_JITTER:
+    case SP_AUG_SCALING:
+    case SP_AUG_INTENSITY: return snprintf(b, n, "%s(sigma=%g, p=%g)", name, t->sigma, t->p);
+    case SP_AUG_CUTOUT: return snprintf(b, n, "%s(ratio=%g, p=%g)", name, t->ratio, t->p);
+    case SP_AUG_WINDOW_SLICE:
+        return snprintf(b, n, "%s(ratio=%g, grid=%s, p=%g)", name, t->ratio,
+                        t->quirk_grid ? "reference" : "correct", t->p);
+    case SP_AUG_WINDOW_WARP:
+        return snprintf(b, n, "%s(ratio=%g, scales=%g|%g, p=%g)", name, t->ratio, t->scale_low,
+                        t->scale_high, t->p);
+    case SP_AUG_SHIFT:
+        return snprintf(b, n, "%s(max=%g%s, p=%g)", name, t->max_shift,
+                        t->integer_shift ? ", integer" : "", t->p);
+    case SP_AUG_BASELINE:
+        return snprintf(b, n, "%s(degree=%d, amplitude=%g, p=%g)", name, t->degree,
+                        t->amplitude, t->p);
+    case SP_AUG_POISSON: return snprintf(b, n, "%s(scale=%g, p=%g)", name, t->scale, t->p);
+    case SP_AUG_CROP_RESIZE:
+        return snprintf(b, n, "%s(min_ratio=%g, p=%g)", name, t->ratio, t->p);
+    case SP_AUG_MASK: {
+        static const char *const fills[3] = {"mean", "zero", "linear"};
+        return snprintf(b, n, "%s(bands=%d, width=%g, fill=%s, p=%g)", name, t->bands, t->ratio,
+                        (t->fill >= 0 && t->fill <= 2) ? fills[t->fill] : "?", t->p);
+    }
+    default: return snprintf(b, n, "%s", name);
+    }
+}
+
+void aug_spec_describe(const AugSpec *spec, char *buf, size_t n) {
+    if (!buf || n == 0) return;
+    buf[0] = '\0';
+    if (spec->n == 0) {
+        snprintf(buf, n, "none");
+        return;
+    }
+    size_t used = 0;
+    for (int i = 0; i < spec->n && used + 1 < n; i++) {
+        if (i > 0) {
+            int w = snprintf(buf + used, n - used, " -> ");
+            used += w > 0 ? (size_t)w : 0;
+            if (used >= n) break;
+        }
+        int w = describe_one(&spec->t[i], buf + used, n - used);
+        used += w > 0 ? (size_t)w : 0;
+    }
 }
 
 /* ------------------------------------------------------------ pipeline */
@@ -176,7 +230,9 @@ static SpStatus batch_run(AugPipeline *p, const float *X, int B, int L, uint64_t
         int tid = omp_get_thread_num();
         double *s = scratch + (size_t)tid * stride;
         int64_t local = 0;
-#pragma omp for schedule(static)
+        /* dynamic: rows own their stream and output, so any schedule gives
+         * the same bits; dynamic copes with busy cores and uneven costs */
+#pragma omp for schedule(dynamic, 4)
         for (int b = 0; b < B; b++) {
             SpRng r;
             int64_t idx = sample_idx ? (int64_t)sample_idx[b] : (int64_t)b;

@@ -40,6 +40,15 @@
  *   crop_resize     Lc = integers(Lmin, L + 1), then start = below(L - Lc + 1)
  *   mask            per band: start = below(L - w + 1)
  *
+ * One pretraining batch (§2.8), B samples with dataset indices idx[], raw
+ * spectra X[B][L] in batch order, V views, piece length w and C classes from
+ * aug_cut_check:
+ *     aug_apply_batch(pipe, X, B, L, seed, epoch, idx, 0, im1);          MoCo pair
+ *     aug_apply_batch(pipe, X, B, L, seed, epoch, idx, 1, im2);
+ *     for (v = 0; v < V; v++)                                             view-major
+ *         aug_apply_batch_cut(pipe, X, B, L, seed, epoch, idx, 2 + v,
+ *                             views + v*B*L, w, C, p0 + v*B*w, p1 + v*B*w, cut + v*B);
+ *
  * Allocation: only aug_pipeline_create/destroy allocate. Everything else works
  * in caller- or pipeline-provided scratch.
  * Threading: every function is serial and safe inside a parallel region
@@ -191,6 +200,10 @@ AugTransform *aug_spec_add(AugSpec *spec, AugKind kind, double p);
 /* Named groups of §2.6 ("G0", "G1", "G2", "none"), parameters at defaults.
  * Returns 0 when name is not a group. */
 int aug_spec_group(AugSpec *spec, const char *name, double p);
+
+/* "magnitude_warp(sigma=0.3, knots=4, p=1) -> time_warp(sigma=0.2, knots=8, p=1)"
+ * into buf (truncated to n bytes; "none" for an empty spec). */
+void aug_spec_describe(const AugSpec *spec, char *buf, size_t n);
 
 typedef struct AugPipeline AugPipeline;
 

@@ -164,7 +164,7 @@ START_TEST(time_warp_matches_numpy) {
         int L = strstr(cases[c][0], "4020") ? 4020 : 37;
         double *x = read_f64(cases[c][0], L), *s = read_f64(cases[c][1], 10);
         double *ref = read_f64(cases[c][2], L);
-        double *got = malloc((size_t)L * sizeof *got), *tt = malloc((size_t)L * sizeof *tt);
+        double *got = malloc((size_t)L * sizeof *got), *tt = malloc((size_t)2 * L * sizeof *tt);
         int clamped = aug_time_warp_apply(got, x, L, s, 10, tt);
         ck_assert_int_eq(clamped, 0);
         /* measured <= 7.4e-14: the spline's 1e-16 rounding accumulates in the cumulative sum */
@@ -185,7 +185,7 @@ START_TEST(published_chain_matches_numpy) {
     int L = 4020;
     double *x = read_f64("x_L4020", L), *w = read_f64("mw_w", 6), *s = read_f64("tw_s", 10);
     double *ref = read_f64("chain_L4020", L);
-    double *a = malloc((size_t)L * 8), *b = malloc((size_t)L * 8), *tt = malloc((size_t)L * 8);
+    double *a = malloc((size_t)L * 8), *b = malloc((size_t)L * 8), *tt = malloc((size_t)2 * L * 8);
     aug_magnitude_warp_apply(a, x, L, w, 6);
     aug_time_warp_apply(b, a, L, s, 10, tt);
     sp_expect_close_dd("chain", b, ref, (size_t)L, 0.0, 2e-13);
@@ -235,7 +235,7 @@ START_TEST(window_warp_matches_numpy) {
         for (int hi = 0; hi <= 1; hi++) {
             double r = hi ? 1.5 : 0.7;
             int nseg = (int)(W * r);
-            double *scratch = malloc((size_t)2 * (L - W + nseg) * 8);
+            double *scratch = malloc((size_t)3 * (L - W + nseg) * 8);
             snprintf(n, sizeof n, "ww_%s_L%d", hi ? "hi" : "lo", L);
             double *ref = read_f64(n, L);
             aug_window_warp_apply(got, x, L, W, cs[c].start, nseg, scratch);
@@ -279,7 +279,7 @@ static const int g_lengths[3] = {37, 64, 4020};
 
 /* Every kind with its default parameters keeps the length, stays finite on
  * random, all-zero and constant spectra, and writes nothing past L. */
-START_TEST(every_transform_finite_and_in_place) {
+START_TEST(every_transform_finite_keeps_length) {
     AugKind k = (AugKind)_i;
     for (int li = 0; li < 3; li++) {
         int L = g_lengths[li];
@@ -362,7 +362,7 @@ START_TEST(time_warp_zero_sigma_closed_form) {
      * (the reference's cumulative sum starts at s(0)); a shift of about one
      * point at the start fading to none at the end. */
     int L = 37;
-    double x[37], s[10], got[37], tt[37], xp[37];
+    double x[37], s[10], got[37], tt[74], xp[37];
     fill_random(x, L, 5);
     for (int i = 0; i < 10; i++) s[i] = 1.0;
     aug_time_warp_apply(got, x, L, s, 10, tt);
@@ -379,7 +379,7 @@ START_TEST(time_warp_endpoints_and_range) {
     int L = 4020;
     AugTransform t;
     aug_transform_default(&t, SP_AUG_TIME_WARP);
-    double *x = malloc((size_t)L * 8), *out = malloc((size_t)L * 8), *tt = malloc((size_t)L * 8);
+    double *x = malloc((size_t)L * 8), *out = malloc((size_t)L * 8), *tt = malloc((size_t)2 * L * 8);
     fill_random(x, L, 9);
     double lo = 1e300, hi = -1e300;
     for (int i = 0; i < L; i++) {
@@ -552,7 +552,7 @@ END_TEST
 START_TEST(resampling_transforms_stay_in_range) {
     int L = 4020;
     double *x = malloc((size_t)L * 8), *out = malloc((size_t)L * 8);
-    double *scratch = malloc((size_t)3 * L * 8);
+    double *scratch = malloc((size_t)4 * L * 8);
     fill_random(x, L, 21);
     double lo = 1e300, hi = -1e300;
     for (int i = 0; i < L; i++) {
@@ -567,7 +567,7 @@ START_TEST(resampling_transforms_stay_in_range) {
         aug_transform_default(&t, ks[k]);
         for (int quirk = 0; quirk <= 1; quirk++) {
             t.quirk_grid = quirk;
-            REQ(aug_transform_scratch_len(&t, L) <= (size_t)3 * L);
+            REQ(aug_transform_scratch_len(&t, L) <= (size_t)4 * L);
             for (int rep = 0; rep < 30; rep++) {
                 aug_transform_apply(&t, out, x, L, &r, scratch);
                 for (int i = 0; i < L; i++)
@@ -844,6 +844,17 @@ START_TEST(groups_and_names) {
         REQ(strstr(aug_kind_names(), aug_kind_name((AugKind)k)) != NULL);
     }
     ck_assert_int_eq(aug_kind_from_name("magnitude_wrap"), -1);
+    char buf[512];
+    aug_spec_default(&s);
+    aug_spec_describe(&s, buf, sizeof buf);
+    ck_assert_str_eq(buf,
+                     "magnitude_warp(sigma=0.3, knots=4, p=1) -> time_warp(sigma=0.2, knots=8, p=1)");
+    aug_spec_group(&s, "none", 1.0);
+    aug_spec_describe(&s, buf, sizeof buf);
+    ck_assert_str_eq(buf, "none");
+    ck_assert(aug_spec_group(&s, "G2", 0.2));
+    aug_spec_describe(&s, buf, 20); /* truncated, terminated */
+    ck_assert_uint_eq(strlen(buf), 19);
 }
 END_TEST
 
@@ -1092,7 +1103,7 @@ int main(void) {
 
     tc = tcase_create("properties");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, every_transform_finite_and_in_place, 0, SP_AUG_NKINDS);
+    tcase_add_loop_test(tc, every_transform_finite_keeps_length, 0, SP_AUG_NKINDS);
     tcase_add_test(tc, zero_strength_is_identity);
     tcase_add_test(tc, time_warp_zero_sigma_closed_form);
     tcase_add_test(tc, time_warp_endpoints_and_range);
