@@ -56,7 +56,9 @@ SpStatus sp_h5_read_int64(hid_t f, const char *file, const char *dset, int64_t *
 SpStatus sp_h5_read_rows_float(hid_t dset_id, const char *file, const char *dset,
                                hsize_t row0, hsize_t nrows, hsize_t ncols, float *out);
 
-/* Atomic writer. */
+/* Atomic writer. Files use the HDF5 1.10 object format (readable by HDF5 >=
+ * 1.10 / h5py), whose superblock, object headers and chunk indexes carry
+ * checksums. */
 typedef struct {
     char final_path[SP_PATH_MAX];
     char tmp_path[SP_PATH_MAX + 8];
@@ -69,7 +71,12 @@ void sp_h5_abort(SpH5Writer *w);
 
 /* Dataset writers. `name` may be a path ("encoder_q/conv1.weight" or
  * "/entry/data/data"); missing intermediate groups are created. rank 0 writes
- * a scalar dataset. compress != 0: chunked + shuffle + deflate(4). */
+ * a scalar dataset. compress 1: chunked + shuffle + deflate(4);
+ * SP_H5_CHECKSUM: chunked + Fletcher-32 checksum, no compression (reading a
+ * corrupted chunk then fails instead of returning wrong numbers); scalars and
+ * empty datasets are then stored compact, inside the checksummed object
+ * header. */
+#define SP_H5_CHECKSUM 2
 SpStatus sp_h5_write_float(hid_t loc, const char *name, int rank, const hsize_t *dims,
                            const float *data, int compress);
 SpStatus sp_h5_write_double(hid_t loc, const char *name, int rank, const hsize_t *dims,
@@ -88,8 +95,9 @@ SpStatus sp_h5_append_rows_float(hid_t dset, hsize_t row0, hsize_t nrows, hsize_
 SpStatus sp_h5_attr_write_str(hid_t loc, const char *obj, const char *name, const char *value);
 SpStatus sp_h5_attr_write_int64(hid_t loc, const char *obj, const char *name, int64_t value);
 SpStatus sp_h5_attr_write_double(hid_t loc, const char *obj, const char *name, double value);
-/* Reads return SP_EINPUT (naming file and attribute) if missing or of the wrong class.
- * Strings: *out is malloc'ed (free()). */
+/* Reads return SP_EINPUT (naming file and attribute) if missing, of the wrong
+ * class or not a single value (arrays are refused). Strings: *out is
+ * malloc'ed (free()). */
 int sp_h5_attr_exists(hid_t loc, const char *obj, const char *name);
 SpStatus sp_h5_attr_read_str(hid_t loc, const char *file, const char *obj, const char *name,
                              char **out);
