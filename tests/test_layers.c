@@ -889,6 +889,170 @@ START_TEST(layernorm_determinism) {
 }
 END_TEST
 
+/* --------------------------------------------------------------------- MHA */
+typedef struct { int B, T, E, H; } MhaCase;
+static const MhaCase mha_cases[] = {{2, 5, 4, 2}, {1, 3, 4, 1}, {2, 4, 6, 3}, {3, 7, 6, 2},
+                                    {2, 1, 4, 2}, {2, 33, 16, 2}, {3, 128, 16, 2}};
+#define N_MHA_CASES ((int)(sizeof mha_cases / sizeof mha_cases[0]))
+#define N_MHA_GC_CASES 5  /* the last two are tier B only (size) */
+
+typedef struct {
+    MhaCase c;
+    double *inp, *w_in, *b_in, *w_out, *b_out;
+} MhaCtx;
+
+static void mha_fwd(void *p, double *out) {
+    MhaCtx *x = p;
+    ref_mha_forward(out, x->inp, x->w_in, x->b_in, x->w_out, x->b_out, x->c.B, x->c.T, x->c.E, x->c.H);
+}
+
+START_TEST(mha_gradcheck) {
+    MhaCase c = mha_cases[_i];
+    size_t n = (size_t)c.B * c.T * c.E, E = (size_t)c.E;
+    MhaCtx x = {c, drand_(n, 1, -1, 1), drand_(3 * E * E, 2, -0.8, 0.8), drand_(3 * E, 3, -0.5, 0.5),
+                drand_(E * E, 4, -0.8, 0.8), drand_(E, 5, -0.5, 0.5)};
+    double *G = drand_(n, 6, -1, 1), *gi = da(n), *gwi = da(3 * E * E), *gbi = da(3 * E);
+    double *gwo = da(E * E), *gbo = da(E);
+    ref_mha_backward(gi, gwi, gbi, gwo, gbo, G, x.inp, x.w_in, x.b_in, x.w_out, c.B, c.T, c.E, c.H);
+    ref_expect_gradcheck_fwd("mha dinp", mha_fwd, &x, n, G, x.inp, n, gi, NULL, GC_TOL);
+    ref_expect_gradcheck_fwd("mha dw_in", mha_fwd, &x, n, G, x.w_in, 3 * E * E, gwi, NULL, GC_TOL);
+    /* The key bias cannot change the output (it adds q.b_k to a whole
+     * softmax row): its true gradient is 0 and both derivatives are rounding
+     * noise, so it is checked for ~0 instead of a relative error. */
+    unsigned char *skip = calloc(3 * E, 1);
+    for (size_t j = E; j < 2 * E; j++) {
+        skip[j] = 1;
+        ck_assert_msg(fabs(gbi[j]) < 1e-12, "mha db_in[%zu] (key bias) = %g, expected 0", j, gbi[j]);
+    }
+    ref_expect_gradcheck_fwd("mha db_in", mha_fwd, &x, n, G, x.b_in, 3 * E, gbi, skip, GC_TOL);
+    free(skip);
+    ref_expect_gradcheck_fwd("mha dw_out", mha_fwd, &x, n, G, x.w_out, E * E, gwo, NULL, GC_TOL);
+    ref_expect_gradcheck_fwd("mha db_out", mha_fwd, &x, n, G, x.b_out, E, gbo, NULL, GC_TOL);
+    free(x.inp); free(x.w_in); free(x.b_in); free(x.w_out); free(x.b_out);
+    free(G); free(gi); free(gwi); free(gbi); free(gwo); free(gbo);
+}
+END_TEST
+
+START_TEST(mha_vs_reference) {
+    sp_blas_init(0);
+    MhaCase c = mha_cases[_i];
+    SpMHA s = {c.B, c.T, c.E, c.H};
+    size_t n = (size_t)c.B * c.T * c.E, E = (size_t)c.E;
+    float *inp = frand(n, 10, -1, 1), *w_in = frand(3 * E * E, 11, -0.8, 0.8);
+    float *b_in = frand(3 * E, 12, -0.5, 0.5), *w_out = frand(E * E, 13, -0.8, 0.8);
+    float *b_out = frand(E, 14, -0.5, 0.5), *dout = frand(n, 15, -1, 1), *out = fa(n);
+    float *cache = fa(mha_cache_floats(&s)), *work = fa(mha_work_floats(&s));
+    double *di = dcopy(inp, n), *dwi = dcopy(w_in, 3 * E * E), *dbi = dcopy(b_in, 3 * E);
+    double *dwo = dcopy(w_out, E * E), *dbo = dcopy(b_out, E), *ddout = dcopy(dout, n), *rout = da(n);
+    for (size_t i = 0; i < n; i++) out[i] = NAN;
+    mha_forward(out, cache, inp, w_in, b_in, w_out, b_out, &s, work);
+    ref_mha_forward(rout, di, dwi, dbi, dwo, dbo, c.B, c.T, c.E, c.H);
+    ref_expect_close("mha out", out, rout, n, 1e-5, 1e-6 * sp_max_abs_d(rout, n));
+    double *rgi = da(n), *rgwi = da(3 * E * E), *rgbi = da(3 * E), *rgwo = da(E * E), *rgbo = da(E);
+    ref_mha_backward(rgi, rgwi, rgbi, rgwo, rgbo, ddout, di, dwi, dbi, dwo, c.B, c.T, c.E, c.H);
+    float *g0[5], *g[5];
+    const size_t sz[5] = {n, 3 * E * E, 3 * E, E * E, E};
+    const double *rg[5] = {rgi, rgwi, rgbi, rgwo, rgbo};
+    const char *nm[5] = {"mha dinp", "mha dw_in", "mha db_in", "mha dw_out", "mha db_out"};
+    for (int k = 0; k < 5; k++) {
+        g0[k] = frand(sz[k], 20 + k, -1, 1);
+        g[k] = fa(sz[k]);
+        memcpy(g[k], g0[k], sz[k] * sizeof(float));
+    }
+    for (int rep = 1; rep <= 2; rep++) {
+        mha_backward(g[0], g[1], g[2], g[3], g[4], dout, inp, cache, w_in, w_out, &s, work);
+        for (int k = 0; k < 5; k++) expect_accum(nm[k], g[k], g0[k], rg[k], sz[k], rep, 1e-4, 1e-5);
+    }
+    /* NULL dinp */
+    memcpy(g[1], g0[1], sz[1] * sizeof(float));
+    mha_backward(NULL, g[1], NULL, NULL, NULL, dout, inp, cache, w_in, w_out, &s, work);
+    expect_accum("mha dw_in (others NULL)", g[1], g0[1], rg[1], sz[1], 1, 1e-4, 1e-5);
+    for (int k = 0; k < 5; k++) { free(g0[k]); free(g[k]); }
+    free(inp); free(w_in); free(b_in); free(w_out); free(b_out); free(dout); free(out); free(cache);
+    free(work); free(di); free(dwi); free(dbi); free(dwo); free(dbo); free(ddout); free(rout);
+    free(rgi); free(rgwi); free(rgbi); free(rgwo); free(rgbo);
+}
+END_TEST
+
+START_TEST(mha_determinism) {
+    MhaCase c = {5, 19, 16, 2};
+    SpMHA s = {c.B, c.T, c.E, c.H};
+    size_t n = (size_t)c.B * c.T * c.E, E = (size_t)c.E;
+    use_threads(2);
+    float *inp = frand(n, 80, -1, 1), *w_in = frand(3 * E * E, 81, -0.5, 0.5);
+    float *b_in = frand(3 * E, 82, -0.5, 0.5), *w_out = frand(E * E, 83, -0.5, 0.5);
+    float *b_out = frand(E, 84, -0.5, 0.5), *dout = frand(n, 85, -1, 1);
+    float *cache = fa(mha_cache_floats(&s)), *work = fa(mha_work_floats(&s));
+    float *out[3], *gi[3], *gw[3];
+    for (int r = 0; r < 3; r++) {
+        use_threads(r < 2 ? 1 : 2);
+        out[r] = fa(n); gi[r] = fa(n); gw[r] = fa(3 * E * E);
+        mha_forward(out[r], cache, inp, w_in, b_in, w_out, b_out, &s, work);
+        mha_backward(gi[r], gw[r], NULL, NULL, NULL, dout, inp, cache, w_in, w_out, &s, work);
+    }
+    expect_bits("mha out 1t", out[0], out[1], n * sizeof(float));
+    expect_bits("mha dinp 1t", gi[0], gi[1], n * sizeof(float));
+    expect_bits("mha dw_in 1t", gw[0], gw[1], 3 * E * E * sizeof(float));
+    expect_bits("mha out 1t vs 2t", out[0], out[2], n * sizeof(float));
+    expect_bits("mha dinp 1t vs 2t", gi[0], gi[2], n * sizeof(float));
+    ref_expect_close_ff("mha dw_in 1t vs 2t", gw[2], gw[0], 3 * E * E, 1e-5, 1e-6 * sp_max_abs_f(gw[0], 3 * E * E));
+    for (int r = 0; r < 3; r++) { free(out[r]); free(gi[r]); free(gw[r]); }
+    free(inp); free(w_in); free(b_in); free(w_out); free(b_out); free(dout); free(cache); free(work);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ l2norm */
+typedef struct {
+    int N, D;
+    double eps, *inp;
+} L2Ctx;
+
+static void l2_fwd(void *p, double *out) {
+    L2Ctx *x = p;
+    ref_l2norm_forward(out, x->inp, x->N, x->D, x->eps);
+}
+
+START_TEST(l2norm_gradcheck) {
+    int N = 4, D = 6;
+    size_t n = (size_t)N * D;
+    L2Ctx x = {N, D, 1e-12, drand_(n, 1, -1, 1)};
+    /* row 3 is tiny: below eps = 0.05 the denominator is the constant eps */
+    for (int d = 0; d < D; d++) x.inp[3 * D + d] *= 1e-2;
+    x.eps = 0.05;
+    double *G = drand_(n, 2, -1, 1), *g = da(n);
+    ref_l2norm_backward(g, G, x.inp, N, D, x.eps);
+    ref_expect_gradcheck_fwd("l2norm dinp", l2_fwd, &x, n, G, x.inp, n, g, NULL, GC_TOL);
+    free(x.inp); free(G); free(g);
+}
+END_TEST
+
+START_TEST(l2norm_vs_reference) {
+    sp_blas_init(0);
+    for (int big = 0; big < 2; big++) {
+        int N = big ? 600 : 5, D = big ? 128 : 7;
+        size_t n = (size_t)N * D;
+        float *x = frand(n, 90, -1, 1), *y = fa(n), *norms = fa(N), *g = frand(n, 91, -1, 1);
+        for (int d = 0; d < D; d++) x[D + d] *= 1e-3f;  /* row 1 below eps */
+        float eps = 0.01f;
+        float *gi0 = frand(n, 92, -1, 1), *gi = fa(n);
+        memcpy(gi, gi0, n * sizeof(float));
+        double *dx = dcopy(x, n), *dg = dcopy(g, n), *ry = da(n), *rg = da(n);
+        l2norm_forward(y, norms, x, N, D, eps);
+        ref_l2norm_forward(ry, dx, N, D, (double)eps);
+        ref_expect_close("l2norm out", y, ry, n, 1e-5, 1e-7);
+        double nr0 = sqrt(ref_dot(dx, dx, D));
+        ck_assert_msg(fabs(norms[0] - nr0) <= 1e-6 * nr0, "norm %g vs %g", norms[0], nr0);
+        for (int rep = 1; rep <= 2; rep++) {
+            l2norm_backward(gi, g, x, norms, N, D, eps);
+            if (rep == 1) ref_l2norm_backward(rg, dg, dx, N, D, (double)eps);
+            expect_accum("l2norm dinp", gi, gi0, rg, n, rep, 1e-5, 1e-6);
+        }
+        free(x); free(y); free(norms); free(g); free(gi0); free(gi); free(dx); free(dg); free(ry);
+        free(rg);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("layers");
 
@@ -900,6 +1064,8 @@ int main(void) {
     tcase_add_loop_test(tg, pool_gradcheck, 0, N_POOL_CASES);
     tcase_add_loop_test(tg, batchnorm_gradcheck, 0, 2 * N_BN_GC_CASES);
     tcase_add_loop_test(tg, layernorm_gradcheck, 0, N_LN_GC_CASES);
+    tcase_add_loop_test(tg, mha_gradcheck, 0, N_MHA_GC_CASES);
+    tcase_add_test(tg, l2norm_gradcheck);
     suite_add_tcase(s, tg);
 
     TCase *tf = tcase_create("forward");
@@ -923,6 +1089,8 @@ int main(void) {
     tcase_add_loop_test(tb, batchnorm_train_vs_reference, 0, N_BN_CASES);
     tcase_add_loop_test(tb, batchnorm_eval_vs_reference, 0, N_BN_CASES);
     tcase_add_loop_test(tb, layernorm_vs_reference, 0, N_LN_CASES);
+    tcase_add_loop_test(tb, mha_vs_reference, 0, N_MHA_CASES);
+    tcase_add_test(tb, l2norm_vs_reference);
     suite_add_tcase(s, tb);
 
     TCase *td = tcase_create("determinism");
@@ -931,6 +1099,7 @@ int main(void) {
     tcase_add_test(td, linear_determinism);
     tcase_add_test(td, batchnorm_determinism);
     tcase_add_test(td, layernorm_determinism);
+    tcase_add_test(td, mha_determinism);
     suite_add_tcase(s, td);
 
     return sp_run_suite(s);
