@@ -18,7 +18,9 @@ typedef struct {
     float *v;            /* Adam second moment (NULL for SGD) */
 } SpOptim;
 
-/* Allocates state for p's trainable arena (zeroed). */
+/* Allocates state for p's trainable arena (zeroed). Also sets the PyTorch
+ * default hyper-parameters (momentum 0, nesterov 0, weight_decay 0, betas
+ * 0.9/0.999, eps 1e-8, step 0): set the fields you need AFTER this call. */
 SpStatus optim_init(SpOptim *o, SpOptimKind kind, const SpParams *p);
 /* One step with learning rate lr over every trainable tensor of p, honouring
  * SpTensorInfo.no_decay. SGD follows PyTorch exactly:
