@@ -208,7 +208,9 @@ void aug_spec_describe(const AugSpec *spec, char *buf, size_t n);
 typedef struct AugPipeline AugPipeline;
 
 /* Validate spec for length L (SP_ECONFIG naming the key), compute the scratch
- * size and allocate per-thread scratch for omp_get_max_threads() threads. */
+ * size and allocate per-thread scratch for omp_get_max_threads() threads:
+ * create it after the thread count is set (sp_blas_init); batch calls use
+ * min(omp_get_max_threads(), that count) threads. */
 SpStatus aug_pipeline_create(AugPipeline **out, const AugSpec *spec, int L);
 void aug_pipeline_destroy(AugPipeline **p);   /* sets *p = NULL */
 int aug_pipeline_len(const AugPipeline *p);   /* L */

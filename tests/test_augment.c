@@ -275,13 +275,13 @@ END_TEST
 
 /* ----------------------------------------------------------- properties */
 
-static const int g_lengths[3] = {37, 64, 4020};
+static const int g_lengths[5] = {2, 3, 37, 64, 4020};
 
 /* Every kind with its default parameters keeps the length, stays finite on
  * random, all-zero and constant spectra, and writes nothing past L. */
 START_TEST(every_transform_finite_keeps_length) {
     AugKind k = (AugKind)_i;
-    for (int li = 0; li < 3; li++) {
+    for (int li = 0; li < 5; li++) {
         int L = g_lengths[li];
         AugTransform t;
         aug_transform_default(&t, k);
@@ -729,6 +729,63 @@ START_TEST(pipeline_deterministic_per_key) {
 }
 END_TEST
 
+START_TEST(pipeline_draw_order_documented) {
+    /* aug_apply == replaying the documented draws through the fixed-draw
+     * functions: gate, nk normals (magnitude warp), gate, nk normals (time
+     * warp), window_warp: gate, below(2), integers(1, L-W-1); cutout: gate,
+     * integers(0, L-w-1); then the cut piece: below(L-w) twice. */
+    int L = 301;
+    AugSpec spec;
+    aug_spec_default(&spec);
+    aug_spec_add(&spec, SP_AUG_WINDOW_WARP, 1.0);
+    aug_spec_add(&spec, SP_AUG_CUTOUT, 0.5);
+    AugPipeline *p = NULL;
+    ck_assert(aug_pipeline_create(&p, &spec, L) == SP_OK);
+    double *scratch = malloc(aug_pipeline_scratch_len(p) * 8);
+    float in[301], got[301], want[301], p0[60], p1[60];
+    double a[301], b[301], tt[602], ws[3 * 301];
+    for (int i = 0; i < L; i++) in[i] = (float)(1.0 + sin(0.05 * i));
+    for (int rep = 0; rep < 40; rep++) {
+        SpRng r, q;
+        aug_stream(&r, 5, 1, rep, 2);
+        q = r;
+        aug_apply(p, in, got, L, &r, scratch);
+        int label;
+        aug_cut_piece(got, L, 60, 5, &r, p0, p1, &label);
+        /* replay */
+        for (int i = 0; i < L; i++) a[i] = in[i];
+        double w[10];
+        REQ(sp_rng_next_double(&q) < 1.0);
+        for (int i = 0; i < 6; i++) w[i] = 1.0 + 0.3 * sp_rng_normal(&q);
+        aug_magnitude_warp_apply(b, a, L, w, 6);
+        REQ(sp_rng_next_double(&q) < 1.0);
+        for (int i = 0; i < 10; i++) w[i] = 1.0 + 0.2 * sp_rng_normal(&q);
+        aug_time_warp_apply(a, b, L, w, 10, tt);
+        REQ(sp_rng_next_double(&q) < 1.0);
+        int W = (int)ceil(0.3 * L);
+        double sc = sp_rng_below(&q, 2) == 0 ? 0.7 : 1.5;
+        int start = (int)sp_rng_integers(&q, 1, L - W - 1);
+        aug_window_warp_apply(b, a, L, W, start, (int)(W * sc), ws);
+        if (sp_rng_next_double(&q) < 0.5) {
+            int cw = (int)(0.1 * L);
+            int cs = (int)sp_rng_integers(&q, 0, L - cw - 1);
+            aug_cutout_apply(a, b, L, cw, cs);
+        } else {
+            memcpy(a, b, sizeof a);
+        }
+        for (int i = 0; i < L; i++) want[i] = (float)a[i];
+        REQ_MSG(memcmp(got, want, sizeof got) == 0, "rep %d: pipeline differs from the replay",
+                rep);
+        int s1, s2;
+        REQ(aug_cut_draw(L, 60, 5, &q, &s1, &s2) == label);
+        REQ(memcmp(p0, got + s1, sizeof p0) == 0 && memcmp(p1, got + s2, sizeof p1) == 0);
+        REQ(sp_rng_next_u64(&q) == sp_rng_next_u64(&r)); /* both streams at the same place */
+    }
+    free(scratch);
+    aug_pipeline_destroy(&p);
+}
+END_TEST
+
 START_TEST(pipeline_gate_frequency) {
     /* p = 0.2 (linear evaluation): scaling fires in ~20 % of the draws */
     int L = 16;
@@ -1122,6 +1179,7 @@ int main(void) {
     tc = tcase_create("pipeline");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, pipeline_deterministic_per_key);
+    tcase_add_test(tc, pipeline_draw_order_documented);
     tcase_add_test(tc, pipeline_gate_frequency);
     tcase_add_test(tc, batch_independent_of_threads_and_composition);
     tcase_add_test(tc, groups_and_names);
