@@ -59,6 +59,7 @@ void cmd_print_help(const CmdSpec *spec, FILE *to) {
     fprintf(to, "  %-30s %s\n", "-h, --help", "show this help");
     fprintf(to, "  %-30s %s\n", "    --threads N", "OpenMP threads (global; overrides train.threads)");
     fprintf(to, "  %-30s %s\n", "-q, --quiet", "only warnings and errors on stderr (global)");
+    fprintf(to, "  %-30s %s\n", "    --verbose", "debug messages and the full effective config (global)");
     if (spec->description) fprintf(to, "\n%s\n", spec->description);
 }
 
@@ -215,6 +216,11 @@ void cmd_banner(const char *command, const SpConfig *c, const CmdStrList *sets) 
     }
     if (sets)
         for (int i = 0; i < sets->n; i++) sp_log(SP_LOG_INFO, "config: --set %s", sets->v[i]);
+    if (c && sp_log_get_level() <= SP_LOG_DEBUG) {   /* --verbose: the whole resolved config */
+        char *text = sp_config_dump(c);
+        if (text) sp_log(SP_LOG_DEBUG, "%s", text);
+        free(text);
+    }
     sp_threading_line(line, sizeof line);
     sp_log(SP_LOG_INFO, "%s", line);
 }

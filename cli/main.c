@@ -92,7 +92,7 @@ static void usage(FILE *to) {
     const Command *c = commands(&n);
     fprintf(to,
             "specssl %s - self-supervised learning on 1D spectra\n\n"
-            "usage: specssl [--threads N] [--quiet] <command> [options]\n"
+            "usage: specssl [--threads N] [--quiet | --verbose] <command> [options]\n"
             "       specssl <command> --help\n\ncommands:\n",
             SPECSSL_VERSION);
     for (int i = 0; i < n; i++)
@@ -102,6 +102,7 @@ static void usage(FILE *to) {
             "\nglobal options (anywhere on the line):\n"
             "  --threads N   OpenMP threads (default: train.threads, else OMP_NUM_THREADS)\n"
             "  -q, --quiet   only warnings and errors on stderr\n"
+            "  --verbose     debug messages, including the full effective config\n"
             "\nexit status: 0 success, 2 bad usage/config/input, 1 runtime failure.\n");
 }
 
@@ -168,6 +169,9 @@ static int strip_global_options(int argc, char **argv) {
             val = a + 10;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             sp_log_set_level(SP_LOG_WARN);
+            continue;
+        } else if (!strcmp(a, "--verbose")) {
+            sp_log_set_level(SP_LOG_DEBUG);
             continue;
         } else {
             argv[out++] = argv[i];

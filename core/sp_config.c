@@ -688,7 +688,10 @@ static SpStatus parse_value_text(const SpCfgKey *k, const char *text, const char
     locale_leave(lg);
     free(fixed);
     SpStatus rc = SP_OK;
-    if (!ok) {
+    if (!ok && k->type == SP_CFG_BOOL) {
+        rc = sp_error_set(SP_ECONFIG, __FILE__, __LINE__,
+                          "%s: key '%s' expects a bool (true/false), found '%s'", where, k->key, text);
+    } else if (!ok) {
         const char *et = config_error_text(&lc);
         rc = sp_error_set(SP_ECONFIG, __FILE__, __LINE__,
                           "%s: key '%s': cannot parse value '%s' (%s)%s", where, k->key, text,
@@ -1119,8 +1122,12 @@ static char *dump_impl(const SpCfgKey *keys, const SpCfgValue *vals, int n, int 
 
 char *sp_config_dump(const SpConfig *c) {
     char header[SP_PATH_MAX_CFG];
-    snprintf(header, sizeof header, "# specssl %s effective configuration (from %s)\n",
+    snprintf(header, sizeof header, "# specssl %s effective configuration (from %s",
              SPECSSL_VERSION, c->path && c->path[0] ? c->path : "defaults");
+    for (char *q = header; *q; q++)   /* a control character would end the comment */
+        if ((unsigned char)*q < 0x20) *q = '?';
+    size_t lh = strlen(header);
+    if (lh + 3 < sizeof header) memcpy(header + lh, ")\n", 3);
     return dump_impl(c->keys, c->v, c->n, 0, header);
 }
 

@@ -177,6 +177,8 @@ START_TEST(set_errors) {
     ck_assert_int_eq(sp_config_set(c, "optim.name=rmsprop"), SP_ECONFIG);
     ck_assert_ptr_nonnull(strstr(sp_error_message(), "sgd|adam|adamw"));
     ck_assert_int_eq(sp_config_set(c, "optim.lr=1; optim = 2"), SP_ECONFIG);
+    ck_assert_int_eq(sp_config_set(c, "optim.nesterov=yes"), SP_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(sp_error_message(), "true/false"));
     /* nothing changed by the failed sets */
     ck_assert(sp_cfg_float(c, "optim.lr") == 0.15);
     ck_assert_str_eq(sp_cfg_str(c, "optim.name"), "sgd");
