@@ -24,8 +24,9 @@
  * (also when p = 1 or p = 0, as the reference's random.random() < p), and
  * fires when u < p. The stream layout therefore does not depend on p.
  *
- * Draw order of each transform (after its gate; z ~ N(0,1) by sp_rng_normal,
- * unless noted, U(a,b) by sp_rng_uniform, integers by sp_rng_integers / sp_rng_below):
+ * Draw order of each transform, after its gate (z ~ N(0,1) by sp_rng_normal
+ * unless noted; U(a,b) by sp_rng_uniform; integers by sp_rng_integers and
+ * sp_rng_below, numpy's integers(lo, hi) = {lo..hi-1}):
  *   magnitude_warp  nk normals: w_i = 1 + sigma z_i, i = 0..nk-1
  *   time_warp       nk normals: speeds s_i = 1 + sigma z_i
  *   jitter          L normals by aug_normals (polar method), one per point
@@ -103,7 +104,9 @@ void aug_magnitude_warp_apply(double *out, const double *x, int L, const double 
 /* Time warp with spline speeds s[nk] (§2.5): s(t) clamped to >= 1e-6, cumulative
  * sum c, tt = c*((L-1)/c[L-1]) with tt[L-1] set to exactly L-1, out[j] =
  * interp(j; tt, x). tt: scratch of L doubles. Returns how many points were
- * clamped (0 in the reference's normal regime). */
+ * clamped (0 in the reference's normal regime). As in the reference, sigma = 0
+ * is not the identity: c[t] = t+1 maps sample t to (t+1)(L-1)/L, a shift of
+ * about one point at the start fading to none at the end. */
 int aug_time_warp_apply(double *out, const double *x, int L, const double *s, int nk, double *tt);
 /* x with x[start .. start+w-1] = 0. */
 void aug_cutout_apply(double *out, const double *x, int L, int w, int start);
