@@ -455,6 +455,74 @@ START_TEST(metrics_exact) {
 }
 END_TEST
 
+
+/* -------------------------------------------------------------- model io */
+
+START_TEST(probe_save_load_roundtrip) {
+    enum { N = 30, D = 5, C = 3 };
+    float x[N * D];
+    int32_t y[N];
+    sp_fill_uniform_f(x, N * D, 21, -1, 1);
+    for (int i = 0; i < N; i++) {
+        y[i] = i % C;
+        x[i * D + y[i]] += 1.0f;
+    }
+    const double grid[3] = {1e-3, 1e-2, 1e-1};
+    LinParam p;
+    default_param(&p, C);
+    p.standardise = 1;
+    p.l2_grid = grid;
+    p.n_l2 = 3;
+    LinProblem tr = {20, D, x, y}, va = {10, D, x + 20 * D, y + 20};
+    LinModel *m = NULL;
+    ck_assert_int_eq(lineval_train(&m, &tr, &va, &p), SP_OK);
+    snprintf(m->encoder_ckpt, sizeof m->encoder_ckpt, "/some/where/ckpt.h5");
+    snprintf(m->arch, sizeof m->arch, "cnn");
+    m->encoder_hash = 0xfedcba9876543210ULL;
+    SpNorm nm;
+    memset(&nm, 0, sizeof nm);
+    nm.kind = SP_NORM_GLOBAL_MINMAX;
+    nm.gmin = -2;
+    nm.gmax = 6;
+    nm.count = 7;
+    nm.L = 16;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/probe.h5", sp_tmpdir());
+    ck_assert_int_eq(lineval_save(m, path, &nm, "linear_eval = { knn_k = 3; };"), SP_OK);
+    LinModel *r = NULL;
+    SpNorm nr;
+    int have = 0;
+    SpStatus lrc = lineval_load(&r, path, &nr, &have);
+    ck_assert_msg(lrc == SP_OK, "load: %s", sp_error_message());
+    ck_assert_int_eq(have, 1);
+    ck_assert_int_eq(nr.kind, SP_NORM_GLOBAL_MINMAX);
+    ck_assert_double_eq(nr.gmax, 6);
+    norm_free(&nr);
+    ck_assert_int_eq(r->C, C);
+    ck_assert_int_eq(r->D, D);
+    ck_assert_int_eq(memcmp(r->w, m->w, sizeof(float) * C * D), 0);
+    ck_assert_int_eq(memcmp(r->b, m->b, sizeof(float) * C), 0);
+    ck_assert_int_eq(memcmp(r->mean, m->mean, sizeof(float) * D), 0);
+    ck_assert_int_eq(memcmp(r->std, m->std, sizeof(float) * D), 0);
+    ck_assert_str_eq(r->encoder_ckpt, "/some/where/ckpt.h5");
+    ck_assert_str_eq(r->arch, "cnn");
+    ck_assert(r->encoder_hash == 0xfedcba9876543210ULL);
+    ck_assert_double_eq(r->l2, m->l2);
+    float p1[N * C], p2[N * C];
+    ck_assert_int_eq(lineval_predict(m, x, N, NULL, p1), SP_OK);
+    ck_assert_int_eq(lineval_predict(r, x, N, NULL, p2), SP_OK);
+    ck_assert_int_eq(memcmp(p1, p2, sizeof p1), 0);
+    lineval_destroy(&r);
+    lineval_destroy(&m);
+    /* not a model file / wrong kind */
+    char bad[1024];
+    snprintf(bad, sizeof bad, "%s/missing.h5", sp_tmpdir());
+    ck_assert_int_ne(lineval_load(&r, bad, NULL, NULL), SP_OK);
+    ck_assert_ptr_nonnull(strstr(sp_error_message(), "missing.h5"));
+    sp_tmpdir_cleanup();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("linear_eval");
     TCase *tc = tcase_create("lbfgs");
@@ -475,6 +543,9 @@ int main(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("metrics");
     tcase_add_test(tc, metrics_exact);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("io");
+    tcase_add_test(tc, probe_save_load_roundtrip);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, probe_errors);
