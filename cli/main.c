@@ -39,16 +39,19 @@ int cmd_demo(int, char **) __attribute__((weak));
 int cmd_config(int, char **) __attribute__((weak));
 
 /* Config keys of the modules (see sp_config.h). */
-void data_config_register(void) __attribute__((weak));
-void augment_config_register(void) __attribute__((weak));
+/* Modules in main are referenced strongly (a weak reference would not pull
+ * their object file out of the static library); modules still being built
+ * stay weak until they land. */
+void data_config_register(void);
+void augment_config_register(void);
 void encoder_config_register(void) __attribute__((weak));
 void pretext_config_register(void) __attribute__((weak));
 void linear_eval_config_register(void) __attribute__((weak));
 
 void cmd_register_all_config(void) {
     sp_core_config_register();
-    if (data_config_register) data_config_register();
-    if (augment_config_register) augment_config_register();
+    data_config_register();
+    augment_config_register();
     if (encoder_config_register) encoder_config_register();
     if (pretext_config_register) pretext_config_register();
     if (linear_eval_config_register) linear_eval_config_register();
