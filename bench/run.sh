@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# bench/run.sh - side-by-side throughput benchmark: specssl (C) vs a tuned
+# PyTorch reference of the same models and training step (bench/README.md).
+#
+#   bench/run.sh [--threads "1 2"] [--workloads "cnn_pretrain convsc_pretrain cnn_embed convsc_embed"]
+#                [--steps N] [--no-install] [--no-build] [--torch-only] [--c-only]
+#
+# Installs what it needs (scripts/common.sh), builds specssl in Release, runs
+# bench_sgemm, then every workload with each thread count: the C bench
+# (build/bench/bench_pretrain, build/bench/bench_embed; skipped with "not built
+# yet" when missing) and bench/torch_reference.py, each in a fresh process,
+# everything under `env -u OPENBLAS_CORETYPE`. Prints one table. Raw outputs go
+# to $SP_BUILD_DIR/bench_results/<date>/.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../scripts/common.sh
+source "$HERE/../scripts/common.sh"
+
+THREADS="1 2"
+WORKLOADS="cnn_pretrain convsc_pretrain cnn_embed convsc_embed"
+STEPS=10
+DO_INSTALL=1
+DO_BUILD=1
+DO_C=1
+DO_TORCH=1
+PY=/usr/bin/python3
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --threads) THREADS=$2; shift 2 ;;
+        --workloads) WORKLOADS=$2; shift 2 ;;
+        --steps) STEPS=$2; shift 2 ;;
+        --no-install) DO_INSTALL=0; shift ;;
+        --no-build) DO_BUILD=0; shift ;;
+        --torch-only) DO_C=0; shift ;;
+        --c-only) DO_TORCH=0; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench/run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+for w in $WORKLOADS; do
+    case "$w" in
+        cnn_pretrain|convsc_pretrain|cnn_embed|convsc_embed) ;;
+        *) echo "bench/run.sh: unknown workload '$w'" >&2; exit 2 ;;
+    esac
+done
+for t in $THREADS; do
+    case "$t" in
+        ''|*[!0-9]*) echo "bench/run.sh: --threads takes positive integers, got '$t'" >&2; exit 2 ;;
+    esac
+done
+
+# The shell of this machine exports OPENBLAS_CORETYPE=Haswell, which forces
+# AVX2 kernels on an AVX-512 CPU (about half the sgemm speed): every benchmark
+# runs with it unset. The Python process also gets glibc malloc tunables that
+# keep freed memory in the heap (no mmap, no trim): without them every large
+# tensor is a fresh mmap and each 4 KiB page costs a page fault (~15-20 us on
+# this VM), which slows the PyTorch step by an order of magnitude.
+RUN=(env -u OPENBLAS_CORETYPE)
+TORCH_TUNABLES="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
+
+if [ "$DO_INSTALL" = 1 ]; then
+    sp_install_deps python3-torch python3-numpy python3-scipy
+fi
+if [ "$DO_BUILD" = 1 ]; then
+    echo "== building specssl (Release) in $SP_BUILD_DIR"
+    sp_build >/dev/null
+fi
+
+OUT="$SP_BUILD_DIR/bench_results/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+
+# find_exe NAME: the bench executable in the build tree, or nothing.
+find_exe() {
+    local d
+    for d in "$SP_BUILD_DIR/bench" "$SP_BUILD_DIR"; do
+        if [ -x "$d/$1" ]; then echo "$d/$1"; return 0; fi
+    done
+    return 0
+}
+
+# kv KEY LINE: the value of KEY=... in a key=value line ("" if absent).
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+
+# ratio A B: A/B with 2 decimals, or "-".
+ratio() {
+    if [ -n "$1" ] && [ -n "$2" ]; then
+        awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+    else
+        echo "-"
+    fi
+}
+
+echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
+     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== OPENBLAS_CORETYPE in the calling shell: ${OPENBLAS_CORETYPE:-(unset)}; benchmarks run with it unset"
+
+SGEMM=$(find_exe bench_sgemm)
+CORE="?"
+if [ -n "$SGEMM" ]; then
+    echo "== $SGEMM (cblas_sgemm, OpenBLAS single-threaded; 2 threads = 2 independent sgemms)"
+    "${RUN[@]}" "$SGEMM" | tee "$OUT/sgemm.txt"
+    CORE=$(kv openblas_core "$(head -n1 "$OUT/sgemm.txt")")
+else
+    echo "== bench_sgemm: not built"
+fi
+
+declare -A C_LINE T_LINE
+for w in $WORKLOADS; do
+    kind=${w%_*}
+    what=${w#*_}
+    exe=$(find_exe "bench_$what")
+    for t in $THREADS; do
+        if [ "$DO_C" = 1 ]; then
+            if [ -z "$exe" ]; then
+                echo "== specssl $w threads=$t: bench_$what not built yet"
+                C_LINE[$w.$t]="not built yet"
+            else
+                echo "== specssl $w threads=$t: $exe --workload $kind --threads $t"
+                if "${RUN[@]}" "$exe" --workload "$kind" --threads "$t" >"$OUT/c_$w.$t.txt" 2>&1; then
+                    C_LINE[$w.$t]=$(grep '^workload=' "$OUT/c_$w.$t.txt" | tail -n1 || true)
+                    [ -n "${C_LINE[$w.$t]}" ] || C_LINE[$w.$t]="no result line"
+                else
+                    C_LINE[$w.$t]="failed (see $OUT/c_$w.$t.txt)"
+                fi
+                grep -v '^workload=' "$OUT/c_$w.$t.txt" | sed 's/^/   /' | head -n 20 || true
+                echo "   ${C_LINE[$w.$t]}"
+            fi
+        fi
+        if [ "$DO_TORCH" = 1 ]; then
+            echo "== PyTorch $w threads=$t"
+            if "${RUN[@]}" GLIBC_TUNABLES="$TORCH_TUNABLES" "$PY" "$HERE/torch_reference.py" \
+                    --workload "$w" --threads "$t" --steps "$STEPS" >"$OUT/torch_$w.$t.txt" 2>&1; then
+                T_LINE[$w.$t]=$(grep '^workload=' "$OUT/torch_$w.$t.txt" | tail -n1 || true)
+            else
+                T_LINE[$w.$t]="failed (see $OUT/torch_$w.$t.txt)"
+            fi
+            sed 's/^/   /' "$OUT/torch_$w.$t.txt" | grep -v '^   workload=' || true
+            echo "   ${T_LINE[$w.$t]}"
+        fi
+    done
+done
+
+{
+    echo
+    echo "## specssl vs PyTorch ($(date -u +%Y-%m-%dT%H:%MZ), OpenBLAS core $CORE, OPENBLAS_CORETYPE unset)"
+    echo
+    echo "| workload | threads | specssl spectra/s | PyTorch spectra/s | ratio C/torch | peak RSS MB (C / torch) | C GFLOP/s |"
+    echo "|---|---|---|---|---|---|---|"
+    for w in $WORKLOADS; do
+        for t in $THREADS; do
+            c=${C_LINE[$w.$t]:-skipped}
+            p=${T_LINE[$w.$t]:-skipped}
+            cs=$(kv spectra_s "$c"); ps=$(kv spectra_s "$p")
+            cr=$(kv peak_rss_mb "$c"); pr=$(kv peak_rss_mb "$p")
+            cg=$(kv gflops "$c")
+            echo "| $w | $t | ${cs:-$c} | ${ps:-$p} | $(ratio "$cs" "$ps") | ${cr:--} / ${pr:--} | ${cg:--} |"
+        done
+    done
+    if [ -f "$OUT/sgemm.txt" ]; then
+        echo
+        echo "cblas_sgemm GFLOP/s on this machine (bench_sgemm, core $CORE):"
+        echo
+        grep '^sgemm ' "$OUT/sgemm.txt" | awk '{ s=""; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            printf "- %s (%sx%sx%s), %s thread(s): %s\n", v["shape"], v["m"], v["n"], v["k"], v["threads"], v["gflops"] }'
+    fi
+    echo
+    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine distort timings)."
+    echo "Raw outputs: $OUT"
+} | tee "$OUT/table.md"
