@@ -1,0 +1,275 @@
+/* enc_cnn.c - configurable 1D CNN encoder ending in global average pooling.
+ *
+ *   [LN over the points of each spectrum (no affine; encoder.cnn.layernorm_input)]
+ *   n times: conv(C_i -> O_i, K_i, stride_i, pad_i, bias) [-> split BN] -> ReLU
+ *            [-> max pool P_i (window = stride = P_i; 0 or 1: none)]
+ *   global average pool -> feature (B, O_last)
+ * Tensors "conv<i>.weight" (O,C,K), "conv<i>.bias" (O), and with batchnorm
+ * "bn<i>.{weight,bias,running_mean,running_var}".
+ * configs/bench_cnn.cfg: 1->32 k7 p3, pool 2; 32->64 k5 p2, pool 2; 64->128
+ * k3 p1; 128-d feature (about 23.5 MFLOP per spectrum at L = 1024).
+ *
+ * Dimension letters: B batch, L input length, C/O channels, Lc conv output
+ * length, Lp pooled length. Pool and ReLU commute (see enc_convsc.c), so the
+ * ReLU runs on the pooled map. Allocation: create / act_create only. Every
+ * function opens its own OpenMP regions; do not call from inside one.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "enc_arch.h"
+#include "sp_layers.h"
+
+#define CNN_MAX_LAYERS 32
+
+static const SpCfgKey g_keys[] = {
+    {"encoder.cnn.channels", SP_CFG_INT_LIST, "[32, 64, 128]", 1, 65536, NULL,
+     "cnn: output channels per conv layer (the last one is the feature width)"},
+    {"encoder.cnn.kernels", SP_CFG_INT_LIST, "[7, 5, 3]", 1, 4096, NULL,
+     "cnn: kernel width per conv layer"},
+    {"encoder.cnn.strides", SP_CFG_INT_LIST, "[1, 1, 1]", 1, 4096, NULL,
+     "cnn: stride per conv layer"},
+    {"encoder.cnn.padding", SP_CFG_INT_LIST, "[3, 2, 1]", 0, 4096, NULL,
+     "cnn: zero padding (each side) per conv layer"},
+    {"encoder.cnn.pool", SP_CFG_INT_LIST, "[2, 2, 0]", 0, 4096, NULL,
+     "cnn: max-pool window (= stride) after each conv layer's ReLU; 0 or 1 = none"},
+    {"encoder.cnn.batchnorm", SP_CFG_BOOL, "false", 1, 0, NULL,
+     "cnn: BatchNorm after every convolution"},
+    {"encoder.cnn.bn_splits", SP_CFG_INT, "1", 1, 1024, NULL,
+     "cnn: split-BatchNorm groups in training mode (1 = plain BN)"},
+    {"encoder.cnn.layernorm_input", SP_CFG_BOOL, "false", 1, 0, NULL,
+     "cnn: standardise each input spectrum over its points first (LayerNorm without affine "
+     "parameters, so any length works)"},
+};
+
+void enc_cnn_config_register(void) {
+    sp_config_register(g_keys, (int)(sizeof g_keys / sizeof g_keys[0]));
+}
+
+typedef struct {
+    int n;                       /* layers */
+    int pool[CNN_MAX_LAYERS];
+    int ln_input;
+    EncConvSpec cv[CNN_MAX_LAYERS];
+} Cnn;
+
+static SpStatus read_list(const SpConfig *cfg, const char *key, int n, int *out) {
+    int len = sp_cfg_list_len(cfg, key);
+    if (len != n)
+        SP_FAIL(SP_ECONFIG, "%s has %d entries, encoder.cnn.channels has %d (one per layer)", key,
+                len, n);
+    for (int i = 0; i < n; i++) out[i] = (int)sp_cfg_int_at(cfg, key, i);
+    return SP_OK;
+}
+
+static SpStatus cnn_create(SpEncoder *e, const SpConfig *cfg) {
+    int n = sp_cfg_list_len(cfg, "encoder.cnn.channels");
+    if (n < 1 || n > CNN_MAX_LAYERS)
+        SP_FAIL(SP_ECONFIG, "encoder.cnn.channels: %d layers, expected 1..%d", n, CNN_MAX_LAYERS);
+    int ch[CNN_MAX_LAYERS], k[CNN_MAX_LAYERS], st[CNN_MAX_LAYERS], pad[CNN_MAX_LAYERS];
+    Cnn *s = sp_calloc(1, sizeof *s, "cnn spec");
+    if (!s) return SP_ENOMEM;
+    SpStatus rc = SP_OK;
+    SP_TRY_GOTO(rc, read_list(cfg, "encoder.cnn.channels", n, ch), fail);
+    SP_TRY_GOTO(rc, read_list(cfg, "encoder.cnn.kernels", n, k), fail);
+    SP_TRY_GOTO(rc, read_list(cfg, "encoder.cnn.strides", n, st), fail);
+    SP_TRY_GOTO(rc, read_list(cfg, "encoder.cnn.padding", n, pad), fail);
+    SP_TRY_GOTO(rc, read_list(cfg, "encoder.cnn.pool", n, s->pool), fail);
+    int bn = sp_cfg_bool(cfg, "encoder.cnn.batchnorm");
+    int S = (int)sp_cfg_int(cfg, "encoder.cnn.bn_splits");
+    s->n = n;
+    s->ln_input = sp_cfg_bool(cfg, "encoder.cnn.layernorm_input");
+    for (int i = 0; i < n; i++) {
+        if (pad[i] >= k[i])
+            SP_FAIL_GOTO(rc, fail, SP_ECONFIG,
+                         "encoder.cnn.padding[%d] = %d must be smaller than the kernel width %d",
+                         i, pad[i], k[i]);
+        if (s->pool[i] < 2) s->pool[i] = 1;
+        char cn[32], bnn[32];
+        snprintf(cn, sizeof cn, "conv%d", i);
+        snprintf(bnn, sizeof bnn, "bn%d", i);
+        SP_TRY_GOTO(rc, enc_conv_declare(&s->cv[i], &e->params, cn, bnn, i ? ch[i - 1] : 1, ch[i],
+                                         k[i], st[i], pad[i], 1, bn, S), fail);
+    }
+    e->impl = s;
+    e->feature_dim = ch[n - 1];
+    e->batch_multiple = bn ? S : 1;
+    return SP_OK;
+fail:
+    free(s);
+    return rc;
+}
+
+static void cnn_free_impl(SpEncoder *e) {
+    free(e->impl);
+    e->impl = NULL;
+}
+
+static void cnn_init(SpEncoder *e, SpRng *rng) {
+    const Cnn *s = e->impl;
+    for (int i = 0; i < s->n; i++) enc_conv_init(&s->cv[i], &e->params, rng);
+}
+
+static int cnn_length_ok(const SpEncoder *e, int L) {
+    const Cnn *s = e->impl;
+    for (int i = 0; i < s->n; i++) {
+        const EncConvSpec *c = &s->cv[i];
+        L = conv1d_out_len(L, c->K, c->stride, c->pad);
+        if (L < 1) return 0;
+        L /= s->pool[i];
+        if (L < 1) return 0;
+    }
+    return 1;
+}
+
+static double cnn_flops(const SpEncoder *e, int L) {
+    const Cnn *s = e->impl;
+    double f = 0.0;
+    for (int i = 0; i < s->n; i++) {
+        const EncConvSpec *c = &s->cv[i];
+        int Lc = conv1d_out_len(L, c->K, c->stride, c->pad);
+        f += 2.0 * c->O * c->C * c->K * Lc;
+        L = Lc / s->pool[i];
+    }
+    return f;
+}
+
+/* ------------------------------------------------------------ activations */
+typedef struct {
+    char *arena;
+    int n, L;
+    float *xin;                       /* (B, L) input (after the optional LN) */
+    float *lnm, *lnr;                 /* LN statistics (B) */
+    EncConvAct cu[CNN_MAX_LAYERS];
+    int Lin[CNN_MAX_LAYERS], Lc[CNN_MAX_LAYERS], Lout[CNN_MAX_LAYERS];
+    float *pooled[CNN_MAX_LAYERS];    /* (B,O,Lout) when pooling */
+    int *idx[CNN_MAX_LAYERS];
+    float *out[CNN_MAX_LAYERS];       /* layer output after ReLU (kept) */
+    float *dout[CNN_MAX_LAYERS];      /* gradient w.r.t. out[i] */
+    float *dpre[CNN_MAX_LAYERS];      /* gradient w.r.t. the pre-pool map */
+    float *work;
+} CnnAct;
+
+static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
+    t->n = s->n;
+    t->L = L;
+    t->xin = enc_take(ar, (size_t)B * L);
+    t->lnm = enc_take(ar, (size_t)B);
+    t->lnr = enc_take(ar, (size_t)B);
+    size_t w = s->ln_input ? layernorm_work_floats(B, L) : 0;
+    int Li = L;
+    for (int i = 0; i < s->n; i++) {
+        const EncConvSpec *c = &s->cv[i];
+        EncConvAct *u = &t->cu[i];
+        t->Lin[i] = Li;
+        enc_conv_layout(u, ar, c, B, Li);
+        t->Lc[i] = u->Lo;
+        t->Lout[i] = u->Lo / s->pool[i];
+        size_t no = (size_t)B * c->O * t->Lout[i];
+        if (s->pool[i] > 1) {
+            t->pooled[i] = enc_take(ar, no);
+            t->idx[i] = enc_take_int(ar, no);
+            t->dpre[i] = enc_take(ar, (size_t)B * c->O * u->Lo);
+            t->out[i] = t->pooled[i];
+        } else {
+            t->pooled[i] = NULL;
+            t->idx[i] = NULL;
+            t->dpre[i] = NULL;
+            t->out[i] = u->out;
+        }
+        t->dout[i] = enc_take(ar, no);
+        size_t v = enc_conv_work_floats(u);
+        if (v > w) w = v;
+        Li = t->Lout[i];
+    }
+    t->work = enc_take(ar, w);
+}
+
+static SpStatus cnn_act_create(SpEncAct *a, const SpEncoder *e) {
+    const Cnn *s = e->impl;
+    CnnAct *t = sp_calloc(1, sizeof *t, "cnn activations");
+    if (!t) return SP_ENOMEM;
+    EncArena ar = {NULL, 0};
+    cnn_layout(t, &ar, s, a->maxB, a->L);
+    a->bytes = ar.used;
+    if (enc_arena_alloc(&ar, "cnn activations") != SP_OK) {
+        free(t);
+        return SP_ENOMEM;
+    }
+    t->arena = ar.base;
+    cnn_layout(t, &ar, s, a->maxB, a->L);
+    a->impl = t;
+    return SP_OK;
+}
+
+static void cnn_act_free(SpEncAct *a) {
+    CnnAct *t = a->impl;
+    if (t) free(t->arena);
+    free(t);
+    a->impl = NULL;
+}
+
+static void cnn_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int train,
+                        float *feat) {
+    const Cnn *s = e->impl;
+    CnnAct *t = a->impl;
+    const SpParams *p = &e->params;
+    const int L = t->L;
+    if (s->ln_input)
+        layernorm_forward(t->xin, t->lnm, t->lnr, x, NULL, NULL, B, L, 1e-5f);
+    else
+        memcpy(t->xin, x, (size_t)B * L * sizeof(float));
+    const float *in = t->xin;
+    for (int i = 0; i < s->n; i++) {
+        const EncConvSpec *c = &s->cv[i];
+        EncConvAct *u = &t->cu[i];
+        enc_conv_forward(c, u, p, in, B, train, t->work);
+        if (s->pool[i] > 1)
+            maxpool1d_forward(t->pooled[i], t->idx[i], u->out, B * c->O, t->Lc[i], s->pool[i]);
+        enc_relu_inplace(t->out[i], B, (size_t)c->O * t->Lout[i]);
+        in = t->out[i];
+    }
+    const int l = s->n - 1;
+    global_avgpool1d_forward(feat, t->out[l], B, s->cv[l].O, t->Lout[l]);
+}
+
+static void cnn_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
+    const Cnn *s = e->impl;
+    CnnAct *t = a->impl;
+    const SpParams *p = &e->params;
+    const int l = s->n - 1;
+    enc_zero(t->dout[l], B, (size_t)s->cv[l].O * t->Lout[l]);
+    global_avgpool1d_backward(t->dout[l], dfeat, B, s->cv[l].O, t->Lout[l]);
+    for (int i = l; i >= 0; i--) {
+        const EncConvSpec *c = &s->cv[i];
+        EncConvAct *u = &t->cu[i];
+        enc_relu_mask(t->dout[i], t->out[i], B, (size_t)c->O * t->Lout[i]);
+        const float *dpre = t->dout[i];
+        if (s->pool[i] > 1) {
+            enc_zero(t->dpre[i], B, (size_t)c->O * t->Lc[i]);
+            maxpool1d_backward(t->dpre[i], t->dout[i], t->idx[i], B * c->O, t->Lc[i], s->pool[i]);
+            dpre = t->dpre[i];
+        }
+        float *din = NULL;
+        if (i > 0) {
+            din = t->dout[i - 1];
+            enc_zero(din, B, (size_t)c->C * t->Lin[i]);
+        }
+        enc_conv_backward(c, u, p, din, dpre, i ? t->out[i - 1] : t->xin, B, a->train, t->work);
+    }
+}
+
+const SpEncArch sp_enc_arch_cnn = {
+    .name = "cnn",
+    .create = cnn_create,
+    .init = cnn_init,
+    .length_ok = cnn_length_ok,
+    .act_create = cnn_act_create,
+    .act_free = cnn_act_free,
+    .forward = cnn_forward,
+    .backward = cnn_backward,
+    .flops = cnn_flops,
+    .free_impl = cnn_free_impl,
+};

@@ -1,0 +1,290 @@
+/* encoder.c - architecture dispatch, contexts, save/load, config keys.
+ *
+ * The architectures live in enc_<name>.c behind the SpEncArch ops table
+ * (enc_arch.h). encoder_create / encoder_act_create allocate; forward and
+ * backward never do. Functions here are serial unless noted and must not be
+ * called from inside an OpenMP region (forward/backward open their own).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "enc_arch.h"
+#include "sp_checkpoint.h"
+#include "sp_log.h"
+
+/* ------------------------------------------------------------ registry */
+#define ENC_ARCH_CHOICES "convsc|cnn|resnet1d"
+
+static const SpEncArch *const g_archs[] = {
+    &sp_enc_arch_convsc,
+    &sp_enc_arch_cnn,
+    &sp_enc_arch_resnet1d,
+};
+static void (*const g_register[])(void) = {
+    enc_convsc_config_register,
+    enc_cnn_config_register,
+    enc_resnet1d_config_register,
+};
+#define N_ARCHS ((int)(sizeof g_archs / sizeof g_archs[0]))
+
+static const SpCfgKey g_keys[] = {
+    {"encoder.arch", SP_CFG_STRING, "\"convsc\"", 1, 0, ENC_ARCH_CHOICES,
+     "encoder architecture: convsc (SpecRRMoco ConvSC), cnn (configurable conv stack), "
+     "resnet1d"},
+    {"encoder.proj_hidden", SP_CFG_INT, "128", 1, 65536, NULL,
+     "projection head 'mlp': hidden width H"},
+    {"encoder.proj_dim", SP_CFG_INT, "128", 1, 65536, NULL,
+     "projection head 'mlp': output width P (the unit vectors MoCo and RR consume)"},
+};
+
+void encoder_config_register(void) {
+    sp_config_register(g_keys, (int)(sizeof g_keys / sizeof g_keys[0]));
+    for (int i = 0; i < N_ARCHS; i++) g_register[i]();
+}
+
+const char *encoder_arch_names(void) { return ENC_ARCH_CHOICES; }
+
+/* ------------------------------------------------------------ helpers */
+void enc_assert_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s:%d: internal error: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+static size_t round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+float *enc_take(EncArena *ar, size_t n) {
+    size_t off = ar->used;
+    ar->used += round64(n * sizeof(float));
+    return ar->base ? (float *)(void *)(ar->base + off) : NULL;
+}
+
+int *enc_take_int(EncArena *ar, size_t n) {
+    size_t off = ar->used;
+    ar->used += round64(n * sizeof(int));
+    return ar->base ? (int *)(void *)(ar->base + off) : NULL;
+}
+
+double *enc_take_double(EncArena *ar, size_t n) {
+    size_t off = ar->used;
+    ar->used += round64(n * sizeof(double));
+    return ar->base ? (double *)(void *)(ar->base + off) : NULL;
+}
+
+SpStatus enc_arena_alloc(EncArena *ar, const char *what) {
+    size_t bytes = ar->used ? ar->used : 64;
+    ar->base = sp_aligned_alloc(bytes, what);
+    if (!ar->base) return SP_ENOMEM;
+    memset(ar->base, 0, bytes);
+    ar->used = 0;
+    return SP_OK;
+}
+
+void enc_fill_normal(float *x, size_t n, double std, SpRng *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(std * sp_rng_normal(rng));
+}
+
+void enc_fill_uniform(float *x, size_t n, double bound, SpRng *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)sp_rng_uniform(rng, -bound, bound);
+}
+
+void enc_fill_const(float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) x[i] = v;
+}
+
+int enc_tensor(const SpParams *p, const char *name) {
+    int i = sp_params_find(p, name);
+    ENC_ASSERT(i >= 0, "tensor '%s' not in the parameter table", name);
+    return i;
+}
+
+void enc_transpose_bcl(float *out, const float *inp, int B, int C, int L) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *i_b = inp + (size_t)b * C * L;
+        float *o_b = out + (size_t)b * C * L;
+        for (int c = 0; c < C; c++)
+            for (int l = 0; l < L; l++) o_b[(size_t)l * C + c] = i_b[(size_t)c * L + l];
+    }
+}
+
+void enc_transpose_bcl_add(float *out, const float *inp, int B, int C, int L) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *i_b = inp + (size_t)b * C * L;
+        float *o_b = out + (size_t)b * C * L;
+        for (int c = 0; c < C; c++)
+            for (int l = 0; l < L; l++) o_b[(size_t)l * C + c] += i_b[(size_t)c * L + l];
+    }
+}
+
+/* ------------------------------------------------------------ encoder */
+static const SpEncArch *find_arch(const char *name) {
+    for (int i = 0; i < N_ARCHS; i++)
+        if (strcmp(g_archs[i]->name, name) == 0) return g_archs[i];
+    return NULL;
+}
+
+SpStatus encoder_create_arch(SpEncoder **out, const char *arch, const SpConfig *cfg,
+                             SpRng *init_rng) {
+    *out = NULL;
+    const SpEncArch *ops = find_arch(arch);
+    if (!ops)
+        SP_FAIL(SP_ECONFIG, "encoder.arch: unknown architecture '%s' (choices: %s)", arch,
+                ENC_ARCH_CHOICES);
+    SpEncoder *e = sp_calloc(1, sizeof *e, "encoder");
+    if (!e) return SP_ENOMEM;
+    e->arch = ops;
+    e->batch_multiple = 1;
+    sp_params_init(&e->params);
+    SpStatus rc = ops->create(e, cfg);
+    if (rc != SP_OK) {
+        sp_params_free(&e->params);
+        free(e);
+        sp_error_push(__FILE__, __LINE__, "while building encoder '%s'", arch);
+        return rc;
+    }
+    rc = sp_params_finalize(&e->params);
+    if (rc != SP_OK) {
+        encoder_destroy(&e);
+        return rc;
+    }
+    /* Shortest length: the length rules are monotone in L. */
+    e->min_length = 0;
+    for (int L = 1; L <= 1 << 20; L++)
+        if (ops->length_ok(e, L)) {
+            e->min_length = L;
+            break;
+        }
+    if (e->min_length == 0) {
+        encoder_destroy(&e);
+        SP_FAIL(SP_ECONFIG, "encoder.%s: no input length up to 2^20 survives the network", arch);
+    }
+    ops->init(e, init_rng);
+    *out = e;
+    return SP_OK;
+}
+
+SpStatus encoder_create(SpEncoder **e, const SpConfig *cfg, SpRng *init_rng) {
+    return encoder_create_arch(e, sp_cfg_str(cfg, "encoder.arch"), cfg, init_rng);
+}
+
+void encoder_destroy(SpEncoder **e) {
+    if (!e || !*e) return;
+    if ((*e)->arch && (*e)->impl) (*e)->arch->free_impl(*e);
+    sp_params_free(&(*e)->params);
+    free(*e);
+    *e = NULL;
+}
+
+const char *encoder_arch(const SpEncoder *e) { return e->arch->name; }
+int encoder_feature_dim(const SpEncoder *e) { return e->feature_dim; }
+int encoder_min_length(const SpEncoder *e) { return e->min_length; }
+int encoder_batch_multiple(const SpEncoder *e) { return e->batch_multiple; }
+SpParams *encoder_params(SpEncoder *e) { return &e->params; }
+const SpParams *encoder_params_const(const SpEncoder *e) { return &e->params; }
+double encoder_flops(const SpEncoder *e, int L) { return e->arch->flops(e, L); }
+
+SpStatus encoder_check_length(const SpEncoder *e, int L) {
+    if (L < e->min_length || !e->arch->length_ok(e, L))
+        SP_FAIL(SP_EINPUT,
+                "spectrum length %d is too short for encoder '%s' (minimum %d points)", L,
+                e->arch->name, e->min_length);
+    return SP_OK;
+}
+
+/* ------------------------------------------------------------ contexts */
+SpStatus encoder_act_create(SpEncAct **out, const SpEncoder *e, int maxB, int L) {
+    *out = NULL;
+    if (maxB < 1) SP_FAIL(SP_EINPUT, "encoder context: batch size %d < 1", maxB);
+    SP_TRY(encoder_check_length(e, L));
+    SpEncAct *a = sp_calloc(1, sizeof *a, "encoder context");
+    if (!a) return SP_ENOMEM;
+    a->arch = e->arch;
+    a->n_param = e->params.n_param;
+    a->maxB = maxB;
+    a->L = L;
+    SpStatus rc = e->arch->act_create(a, e);
+    if (rc != SP_OK) {
+        free(a);
+        sp_error_push(__FILE__, __LINE__, "while allocating activations for B=%d, L=%d", maxB, L);
+        return rc;
+    }
+    *out = a;
+    return SP_OK;
+}
+
+void encoder_act_destroy(SpEncAct **a) {
+    if (!a || !*a) return;
+    if ((*a)->impl) (*a)->arch->act_free(*a);
+    free(*a);
+    *a = NULL;
+}
+
+int encoder_act_length(const SpEncAct *a) { return a->L; }
+int encoder_act_max_batch(const SpEncAct *a) { return a->maxB; }
+size_t encoder_act_bytes(const SpEncAct *a) { return a->bytes; }
+
+SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int train,
+                         float *feat) {
+    if (a->arch != e->arch || a->n_param != e->params.n_param)
+        SP_FAIL(SP_EINTERNAL, "encoder_forward: context built for another encoder layout");
+    if (B < 1 || B > a->maxB)
+        SP_FAIL(SP_EINPUT, "encoder_forward: batch of %d spectra, context holds 1..%d", B,
+                a->maxB);
+    if (train && B % e->batch_multiple != 0)
+        SP_FAIL(SP_EINPUT,
+                "encoder '%s' in training mode: batch of %d spectra is not a multiple of the "
+                "%d split-BatchNorm groups\nhint: choose a batch size (and view/piece counts) "
+                "divisible by %d, or change the bn_splits key of the encoder",
+                e->arch->name, B, e->batch_multiple, e->batch_multiple);
+    a->B = 0;
+    e->arch->forward(e, a, x, B, train ? 1 : 0, feat);
+    a->B = B;
+    a->train = train ? 1 : 0;
+    return SP_OK;
+}
+
+void encoder_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
+    ENC_ASSERT(a->arch == e->arch && a->n_param == e->params.n_param,
+               "encoder_backward: context built for another encoder layout");
+    ENC_ASSERT(a->B > 0 && B == a->B, "encoder_backward: B=%d but the last forward had B=%d",
+               B, a->B);
+    e->arch->backward(e, a, dfeat, B);
+}
+
+/* ------------------------------------------------------------ save/load */
+SpStatus encoder_save(const SpEncoder *e, hid_t f, const char *group) {
+    SP_TRY(ckpt_write_params(f, group, &e->params));
+    return SP_OK;
+}
+
+SpStatus encoder_load(SpEncoder *e, hid_t f, const char *file, const char *group) {
+    SP_TRY(ckpt_read_params(f, file, group, &e->params));
+    return SP_OK;
+}
+
+SpStatus encoder_features(SpEncoder *e, const float *x, size_t N, int L, int batch,
+                          float *feat) {
+    if (N == 0) return SP_OK;
+    if (batch < 1) batch = 256;
+    if ((size_t)batch > N) batch = (int)N;
+    SpEncAct *a = NULL;
+    SP_TRY(encoder_act_create(&a, e, batch, L));
+    SpStatus rc = SP_OK;
+    const int D = e->feature_dim;
+    for (size_t n0 = 0; n0 < N; n0 += (size_t)batch) {
+        int B = (int)(N - n0 < (size_t)batch ? N - n0 : (size_t)batch);
+        rc = encoder_forward(e, a, x + n0 * (size_t)L, B, 0, feat + n0 * (size_t)D);
+        if (rc != SP_OK) break;
+    }
+    encoder_act_destroy(&a);
+    return rc;
+}
