@@ -13,6 +13,7 @@
 
 #include "enc_arch.h"
 #include "sp_checkpoint.h"
+#include "sp_h5.h"
 #include "sp_log.h"
 
 /* ------------------------------------------------------------ registry */
@@ -268,6 +269,53 @@ SpStatus encoder_save(const SpEncoder *e, hid_t f, const char *group) {
 
 SpStatus encoder_load(SpEncoder *e, hid_t f, const char *file, const char *group) {
     SP_TRY(ckpt_read_params(f, file, group, &e->params));
+    return SP_OK;
+}
+
+SpStatus encoder_load_ckpt(const char *path, const char *group, SpConfig **cfg_out,
+                           SpEncoder **enc, SpProjHead **proj) {
+    hid_t f = -1;
+    SpCkptMeta meta;
+    memset(&meta, 0, sizeof meta);
+    SpConfig *cfg = NULL;
+    SpStatus rc = SP_OK;
+    *enc = NULL;
+    if (proj) *proj = NULL;
+    if (cfg_out) *cfg_out = NULL;
+    if (!group) group = SP_GROUP_ENCODER_Q;
+    SP_TRY(ckpt_open(path, NULL, NULL, &f, &meta));
+    if (!meta.config_text)
+        SP_FAIL_GOTO(rc, done, SP_EFORMAT, "'%s': checkpoint has no stored config (attribute "
+                     "'config'), cannot rebuild its encoder", path);
+    SP_TRY_GOTO(rc, sp_config_from_text(&cfg, meta.config_text, path), done);
+    SP_TRY_GOTO(rc, encoder_create(enc, cfg, NULL), done);
+    if (meta.arch[0] && strcmp(meta.arch, encoder_arch(*enc)) != 0)
+        SP_FAIL_GOTO(rc, done, SP_EFORMAT, "'%s': attribute arch = '%s' but its config says "
+                     "encoder.arch = '%s'", path, meta.arch, encoder_arch(*enc));
+    if (!sp_h5_exists(f, group))
+        SP_FAIL_GOTO(rc, done, SP_EINPUT, "'%s': no encoder group '/%s' (kind '%s')", path,
+                     group, meta.kind);
+    SP_TRY_GOTO(rc, encoder_load(*enc, f, path, group), done);
+    if (proj) {
+        if (!sp_h5_exists(f, SP_GROUP_PROJ_Q))
+            SP_FAIL_GOTO(rc, done, SP_EINPUT, "'%s': no projection head '/%s' (kind '%s'): "
+                         "only the encoder feature is available", path, SP_GROUP_PROJ_Q,
+                         meta.kind);
+        SP_TRY_GOTO(rc, encoder_proj_create_cfg(proj, cfg, encoder_feature_dim(*enc), NULL),
+                    done);
+        SP_TRY_GOTO(rc, encoder_proj_load(*proj, f, path, SP_GROUP_PROJ_Q), done);
+    }
+done:
+    if (f >= 0) sp_h5_close(f);
+    ckpt_meta_free(&meta);
+    if (rc != SP_OK) {
+        encoder_destroy(enc);
+        if (proj) encoder_proj_destroy(proj);
+        sp_config_free(cfg);
+        return rc;
+    }
+    if (cfg_out) *cfg_out = cfg;
+    else sp_config_free(cfg);
     return SP_OK;
 }
 

@@ -38,6 +38,8 @@
  * SP_GROUP_PROJ_Q / SP_GROUP_PROJ_K ("0.weight", "0.bias", "2.weight",
  * "2.bias" as PyTorch's head.N); RR heads under "heads/<pytorch module name>"
  * with their PyTorch tensor names ("heads/relation_head/head.0.weight").
+ * Every model file that holds an encoder (pretrain, supervised) keeps it under
+ * SP_GROUP_ENCODER_Q, so `specssl embed` works on any of them.
  */
 #ifndef SP_ENCODER_H
 #define SP_ENCODER_H
@@ -56,6 +58,9 @@
 #define SP_GROUP_PROJ_Q "proj_q"
 #define SP_GROUP_PROJ_K "proj_k"
 #define SP_GROUP_HEADS "heads"
+/* Input normalisation of the training data (data module's norm_save group);
+ * absent = spectra are fed as stored (imported weights). */
+#define SP_GROUP_NORM "norm"
 
 /* Registers encoder.* (arch, proj_hidden, proj_dim, convsc.*, cnn.*,
  * resnet1d.*). Idempotent. */
@@ -64,6 +69,8 @@ void encoder_config_register(void);
 /* ------------------------------------------------------------------ encoder */
 typedef struct SpEncoder SpEncoder;
 typedef struct SpEncAct SpEncAct;
+typedef struct SpProjHead SpProjHead;
+typedef struct SpProjAct SpProjAct;
 
 /* Build the architecture named by encoder.arch (encoder_create) or by `arch`
  * (encoder_create_arch; the other encoder.<arch>.* keys still come from cfg).
@@ -114,6 +121,14 @@ SpStatus encoder_save(const SpEncoder *e, hid_t f, const char *group);
  * file, the tensor and both shapes. `file` is used in messages only. */
 SpStatus encoder_load(SpEncoder *e, hid_t f, const char *file, const char *group);
 
+/* Open checkpoint `path` (any kind with an encoder), rebuild the encoder from
+ * the config stored in it and load group `group` (NULL: SP_GROUP_ENCODER_Q).
+ * proj != NULL: also build and load the projection head from SP_GROUP_PROJ_Q.
+ * cfg_out != NULL receives the stored config (sp_config_free). The keys of
+ * every module named in the stored config must be registered. */
+SpStatus encoder_load_ckpt(const char *path, const char *group, SpConfig **cfg_out,
+                           SpEncoder **enc, SpProjHead **proj);
+
 /* Convenience for feature extraction of in-memory data: x (N, L) -> feat
  * (N, D) in eval mode, batches of `batch`. Allocates one context (not for
  * use inside a training step). */
@@ -124,9 +139,6 @@ SpStatus encoder_features(SpEncoder *e, const float *x, size_t N, int L, int bat
 /* 'mlp': z = normalize(W2 relu(W1 h + b1) + b2), normalize(v) = v / max(|v|, 1e-12).
  * Tensors "0.weight" (H, D), "0.bias" (H), "2.weight" (P, H), "2.bias" (P);
  * init as the reference: weights N(0, 0.05^2), biases U(+-1/sqrt(fan_in)). */
-typedef struct SpProjHead SpProjHead;
-typedef struct SpProjAct SpProjAct;
-
 SpStatus encoder_proj_create(SpProjHead **h, int in_dim, int hidden, int out_dim,
                              SpRng *init_rng);
 /* hidden / out_dim from encoder.proj_hidden / encoder.proj_dim. */
