@@ -139,21 +139,21 @@ SpStatus encoder_torch_read(SpTorchFlat *t, const char *bin_path, const char *ma
     fm = NULL;
     if (t->n == 0) SP_FAIL_GOTO(rc, fail, SP_EFORMAT, "'%s': no tensors listed", manifest_path);
 
-    /* The tensors must tile [0, total) without gaps or overlaps. */
+    /* Tensors must not overlap; gaps are allowed here (a tensor dropped from
+     * the manifest is then reported by name by whoever needs it). */
     order = malloc((size_t)t->n * sizeof *order);
     if (!order) SP_FAIL_GOTO(rc, fail, SP_ENOMEM, "out of memory");
     for (int i = 0; i < t->n; i++) order[i] = &t->t[i];
     qsort(order, (size_t)t->n, sizeof *order, cmp_offset);
-    size_t expect = 0;
+    size_t end = 0;
     for (int i = 0; i < t->n; i++) {
-        if (order[i]->offset != expect)
+        if (i > 0 && order[i]->offset < order[i - 1]->offset + order[i - 1]->count)
             SP_FAIL_GOTO(rc, fail, SP_EFORMAT,
-                         "'%s': tensor '%s' starts at float %zu, expected %zu (gap or overlap "
-                         "with the previous tensor)", manifest_path, order[i]->name,
-                         order[i]->offset, expect);
-        expect += order[i]->count;
+                         "'%s': tensor '%s' (floats %zu..%zu) overlaps tensor '%s'",
+                         manifest_path, order[i]->name, order[i]->offset,
+                         order[i]->offset + order[i]->count, order[i - 1]->name);
+        end = order[i]->offset + order[i]->count;
     }
-    const char *last = order[t->n - 1]->name;
 
     fb = fopen(bin_path, "rb");
     if (!fb) SP_FAIL_GOTO(rc, fail, SP_EINPUT, "'%s': cannot open: %s", bin_path, strerror(errno));
@@ -161,17 +161,21 @@ SpStatus encoder_torch_read(SpTorchFlat *t, const char *bin_path, const char *ma
     long sz = ftell(fb);
     if (sz < 0 || fseek(fb, 0, SEEK_SET) != 0)
         SP_FAIL_GOTO(rc, fail, SP_EIO, "'%s': cannot determine the size", bin_path);
-    if ((size_t)sz != expect * sizeof(float)) {
-        if ((size_t)sz < expect * sizeof(float))
-            SP_FAIL_GOTO(rc, fail, SP_EINPUT,
-                         "'%s': truncated: %ld bytes, but manifest '%s' needs %zu floats (%zu "
-                         "bytes; tensor '%s' ends at float %zu)", bin_path, sz, manifest_path,
-                         expect, expect * sizeof(float), last, expect);
+    if (sz % (long)sizeof(float) != 0)
+        SP_FAIL_GOTO(rc, fail, SP_EINPUT, "'%s': %ld bytes is not a whole number of float32 "
+                     "values (truncated?)", bin_path, sz);
+    size_t expect = (size_t)sz / sizeof(float);
+    if (expect < end) {
+        int k = 0;
+        while (k < t->n && order[k]->offset + order[k]->count <= expect) k++;
         SP_FAIL_GOTO(rc, fail, SP_EINPUT,
-                     "'%s': %ld bytes, but manifest '%s' accounts for %zu floats (%zu bytes): "
-                     "wrong manifest for this file?", bin_path, sz, manifest_path, expect,
-                     expect * sizeof(float));
+                     "'%s': truncated: %zu floats, but tensor '%s' of manifest '%s' occupies "
+                     "floats %zu..%zu", bin_path, expect, order[k]->name, manifest_path,
+                     order[k]->offset, order[k]->offset + order[k]->count);
     }
+    if (expect > end)
+        sp_log(SP_LOG_WARN, "'%s': %zu floats after the last tensor of '%s' are not described",
+               bin_path, expect - end, manifest_path);
     t->total = expect;
     t->data = malloc(expect * sizeof(float) + 1);
     if (!t->data) SP_FAIL_GOTO(rc, fail, SP_ENOMEM, "out of memory reading '%s'", bin_path);
@@ -290,10 +294,9 @@ static SpStatus check_counter(const SpTorchFlat *t, const char *name, double wan
     return SP_OK;
 }
 
-static SpStatus check_invariants(const SpTorchFlat *t, int *Q_out) {
-    if (t->total != RRM_TOTAL)
-        SP_FAIL(SP_EINPUT, "'%s': %zu floats, the published SpecRRMoco export has %u",
-                t->bin_path, t->total, RRM_TOTAL);
+/* Invariants of the published file (reference §13) that the name mapping
+ * does not already guarantee. */
+static SpStatus check_invariants(const SpTorchFlat *t) {
     size_t fq = prefix_count(t, "encoder_q.");
     if (fq != RRM_FQ_BLOCK)
         SP_FAIL(SP_EINPUT, "'%s': the encoder_q.* block has %zu floats, expected %u",
@@ -304,7 +307,7 @@ static SpStatus check_invariants(const SpTorchFlat *t, int *Q_out) {
                 t->manifest_path, fk, RRM_FQ_BLOCK);
     const SpTorchTensor *q = encoder_torch_find(t, "queue");
     if (!q) SP_FAIL(SP_EINPUT, "'%s': tensor 'queue' is missing", t->manifest_path);
-    if (q->ndim != 2 || q->shape[0] != 128)
+    if (q->ndim != 2 || q->shape[0] != 128 || q->shape[1] < 1)
         SP_FAIL(SP_EINPUT, "'%s': tensor 'queue' must be 128 x Q", t->manifest_path);
     const int D = (int)q->shape[0], Q = (int)q->shape[1];
     const float *qd = t->data + q->offset;
@@ -317,12 +320,12 @@ static SpStatus check_invariants(const SpTorchFlat *t, int *Q_out) {
             s += v * v;
         }
         double dev = fabs(sqrt(s) - 1.0);
-        if (dev > worst) {
+        if (!(dev <= worst)) {   /* NaN counts as the worst */
             worst = dev;
             worst_j = j;
         }
     }
-    if (worst > 3e-7)
+    if (!(worst <= 3e-7))
         SP_FAIL(SP_EINPUT, "'%s': queue column %d has norm 1 %+.3g (unit norm expected within "
                 "3e-7)", t->bin_path, worst_j, worst);
     const SpTorchTensor *qp = encoder_torch_find(t, "queue_ptr");
@@ -347,31 +350,7 @@ static SpStatus check_invariants(const SpTorchFlat *t, int *Q_out) {
     SP_TRY(check_counter(t, "cls_head.head.1.num_batches_tracked", -1.0));
     sp_log(SP_LOG_INFO, "import: %zu floats, queue %dx%d (max |norm-1| %.2g), queue_ptr %d, "
            "encoder_q block %zu floats", t->total, D, Q, worst, (int)ptr, fq);
-    *Q_out = Q;
     return SP_OK;
-}
-
-static SpStatus import_pair(SpTorchFlat *t, const SpConfig *cfg, const char *enc_prefix,
-                            const char *head_prefix, hid_t f, const char *enc_group,
-                            const char *proj_group, float *gamma_out) {
-    SpEncoder *e = NULL;
-    SpProjHead *h = NULL;
-    SpStatus rc = SP_OK;
-    SP_TRY_GOTO(rc, encoder_create(&e, cfg, NULL), done);
-    SP_TRY_GOTO(rc, encoder_torch_to_params(t, enc_prefix, encoder_params(e)), done);
-    SP_TRY_GOTO(rc, encoder_proj_create_cfg(&h, cfg, encoder_feature_dim(e), NULL), done);
-    SP_TRY_GOTO(rc, encoder_torch_to_params(t, head_prefix, encoder_proj_params(h)), done);
-    SP_TRY_GOTO(rc, encoder_save(e, f, enc_group), done);
-    SP_TRY_GOTO(rc, encoder_proj_save(h, f, proj_group), done);
-    {
-        const SpParams *p = encoder_params(e);
-        int ig = sp_params_find(p, "C_Attention_F.gamma");
-        *gamma_out = ig >= 0 ? sp_params_data(p, ig)[0] : NAN;
-    }
-done:
-    encoder_proj_destroy(&h);
-    encoder_destroy(&e);
-    return rc;
 }
 
 static SpStatus import_linear(const SpImportOpts *o, const SpConfig *cfg, int D) {
@@ -428,52 +407,90 @@ SpStatus encoder_import_specrrmoco(const SpImportOpts *o, const SpConfig *cfg) {
     SP_TRY(encoder_torch_read(&t, o->bin, o->manifest));
     SpStatus rc = SP_OK;
     SpH5Writer w;
-    int begun = 0, Q = 0;
+    int begun = 0;
     char *text = NULL;
+    SpEncoder *enc[2] = {NULL, NULL};
+    SpProjHead *proj[2] = {NULL, NULL};
     SpParams heads[3];
     static const char *const head_names[3] = {"relation_head", "cls_head", "tmp_cls_head"};
+    static const char *const enc_prefix[2] = {"encoder_q.encoder.", "encoder_k.encoder."};
+    static const char *const proj_prefix[2] = {"encoder_q.head.", "encoder_k.head."};
+    static const char *const enc_group[2] = {SP_GROUP_ENCODER_Q, SP_GROUP_ENCODER_K};
+    static const char *const proj_group[2] = {SP_GROUP_PROJ_Q, SP_GROUP_PROJ_K};
     for (int i = 0; i < 3; i++) sp_params_init(&heads[i]);
-    float gq = NAN, gk = NAN;
 
-    SP_TRY_GOTO(rc, check_invariants(&t, &Q), done);
-    text = sp_config_dump(cfg);
-    SP_TRY_GOTO(rc, ckpt_begin(&w, o->out, "pretrain", "convsc", text, 800, 1600), done);
-    begun = 1;
-    SP_TRY_GOTO(rc, import_pair(&t, cfg, "encoder_q.encoder.", "encoder_q.head.", w.f,
-                                SP_GROUP_ENCODER_Q, SP_GROUP_PROJ_Q, &gq), done);
-    SP_TRY_GOTO(rc, import_pair(&t, cfg, "encoder_k.encoder.", "encoder_k.head.", w.f,
-                                SP_GROUP_ENCODER_K, SP_GROUP_PROJ_K, &gk), done);
+    if (t.total != RRM_TOTAL)
+        SP_FAIL_GOTO(rc, done, SP_EINPUT,
+                     "'%s': %zu floats, the published SpecRRMoco export has %u", o->bin, t.total,
+                     RRM_TOTAL);
+    /* 1. Map every tensor by name (missing tensors and wrong shapes are named). */
+    for (int k = 0; k < 2; k++) {
+        SP_TRY_GOTO(rc, encoder_create(&enc[k], cfg, NULL), done);
+        SP_TRY_GOTO(rc, encoder_torch_to_params(&t, enc_prefix[k], encoder_params(enc[k])), done);
+        SP_TRY_GOTO(rc, encoder_proj_create_cfg(&proj[k], cfg, encoder_feature_dim(enc[k]), NULL),
+                    done);
+        SP_TRY_GOTO(rc, encoder_torch_to_params(&t, proj_prefix[k], encoder_proj_params(proj[k])),
+                    done);
+    }
     for (int i = 0; i < 3; i++) {
-        char prefix[64], group[64];
+        char prefix[64];
         snprintf(prefix, sizeof prefix, "%s.", head_names[i]);
-        snprintf(group, sizeof group, "%s/%s", SP_GROUP_HEADS, head_names[i]);
         SP_TRY_GOTO(rc, table_from_prefix(&t, prefix, &heads[i]), done);
-        SP_TRY_GOTO(rc, ckpt_write_params(w.f, group, &heads[i]), done);
     }
-    {
-        SpTorchTensor *q = find_mut(&t, "queue"), *qp = find_mut(&t, "queue_ptr");
-        hsize_t dq[2] = {(hsize_t)q->shape[0], (hsize_t)q->shape[1]};
-        SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "queue", 2, dq, t.data + q->offset, 1), done);
-        int64_t ptr = (int64_t)t.data[qp->offset];
-        SP_TRY_GOTO(rc, sp_h5_write_int64(w.f, "queue_ptr", 0, NULL, &ptr, 0), done);
-        q->used = qp->used = 1;
-    }
+    /* 2. The invariants of the published checkpoint. */
+    SP_TRY_GOTO(rc, check_invariants(&t), done);
+    SpTorchTensor *q = find_mut(&t, "queue"), *qp = find_mut(&t, "queue_ptr");
+    q->used = qp->used = 1;
     for (int i = 0; i < t.n; i++)
         if (!t.t[i].used)
             SP_FAIL_GOTO(rc, done, SP_EINPUT,
                          "'%s': tensor '%s' is not part of the SpecRRMoco model (unexpected "
                          "manifest entry)", o->manifest, t.t[i].name);
+    {
+        const SpParams *pq = encoder_params(enc[0]), *pk = encoder_params(enc[1]);
+        double dmax = 0.0;
+        for (size_t i = 0; i < pq->n_param; i++) {
+            double d = fabs((double)pq->data[i] - (double)pk->data[i]);
+            if (d > dmax) dmax = d;
+        }
+        int ig = sp_params_find(pq, "C_Attention_F.gamma");
+        sp_log(SP_LOG_INFO, "import: CAM gamma f_q %.5f, f_k %.5f; max |f_q - f_k| over "
+               "parameters %.3g", ig >= 0 ? (double)sp_params_data(pq, ig)[0] : 0.0,
+               ig >= 0 ? (double)sp_params_data(pk, ig)[0] : 0.0, dmax);
+    }
+    /* 3. Write. */
+    text = sp_config_dump(cfg);
+    SP_TRY_GOTO(rc, ckpt_begin(&w, o->out, "pretrain", "convsc", text, 800, 1600), done);
+    begun = 1;
+    for (int k = 0; k < 2; k++) {
+        SP_TRY_GOTO(rc, encoder_save(enc[k], w.f, enc_group[k]), done);
+        SP_TRY_GOTO(rc, encoder_proj_save(proj[k], w.f, proj_group[k]), done);
+    }
+    for (int i = 0; i < 3; i++) {
+        char group[64];
+        snprintf(group, sizeof group, "%s/%s", SP_GROUP_HEADS, head_names[i]);
+        SP_TRY_GOTO(rc, ckpt_write_params(w.f, group, &heads[i]), done);
+    }
+    hsize_t dq[2] = {(hsize_t)q->shape[0], (hsize_t)q->shape[1]};
+    SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "queue", 2, dq, t.data + q->offset, 1), done);
+    int64_t ptr = (int64_t)t.data[qp->offset];
+    SP_TRY_GOTO(rc, sp_h5_write_int64(w.f, "queue_ptr", 0, NULL, &ptr, 0), done);
     SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "imported_from", o->bin), done);
-    SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "normalization", "none"), done);
+    SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "source",
+                                         "SpecRRMoco-Net published weights (backbone_last.tar, "
+                                         "epoch 799), MIT licence, Copyright (c) 2023 "
+                                         "sunyue-xfel"), done);
     SP_TRY_GOTO(rc, ckpt_commit(&w), done);
     begun = 0;
-    sp_log(SP_LOG_INFO, "import: CAM gamma f_q %.5f, f_k %.5f; wrote '%s'", (double)gq,
-           (double)gk, o->out);
+    sp_log(SP_LOG_INFO, "import: wrote '%s'", o->out);
     if (o->lin_bin)
-        SP_TRY_GOTO(rc, import_linear(o, cfg, (int)sp_cfg_int(cfg, "encoder.convsc.embed_dim")),
-                    done);
+        SP_TRY_GOTO(rc, import_linear(o, cfg, encoder_feature_dim(enc[0])), done);
 done:
     if (begun) sp_h5_abort(&w);
+    for (int k = 0; k < 2; k++) {
+        encoder_destroy(&enc[k]);
+        encoder_proj_destroy(&proj[k]);
+    }
     for (int i = 0; i < 3; i++) sp_params_free(&heads[i]);
     free(text);
     encoder_torch_free(&t);
