@@ -35,6 +35,7 @@ struct SpEncAct {
     const SpEncArch *arch;
     size_t n_param;       /* layout fingerprint of the encoder it was built for */
     int maxB, L;
+    int nthreads;         /* OpenMP threads the scratch was sized for */
     int B, train;         /* of the last forward; B = 0: no forward yet */
     size_t bytes;
     void *impl;           /* arch activations, owned */

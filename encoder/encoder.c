@@ -6,6 +6,7 @@
  * called from inside an OpenMP region (forward/backward open their own).
  */
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,7 @@ SpStatus encoder_act_create(SpEncAct **out, const SpEncoder *e, int maxB, int L)
     a->n_param = e->params.n_param;
     a->maxB = maxB;
     a->L = L;
+    a->nthreads = omp_get_max_threads();
     SpStatus rc = e->arch->act_create(a, e);
     if (rc != SP_OK) {
         free(a);
@@ -237,6 +239,10 @@ SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int t
                          float *feat) {
     if (a->arch != e->arch || a->n_param != e->params.n_param)
         SP_FAIL(SP_EINTERNAL, "encoder_forward: context built for another encoder layout");
+    if (omp_get_max_threads() > a->nthreads)
+        SP_FAIL(SP_EINTERNAL, "encoder_forward: context sized for %d OpenMP threads, now %d "
+                "(create contexts after setting the thread count)", a->nthreads,
+                omp_get_max_threads());
     if (B < 1 || B > a->maxB)
         SP_FAIL(SP_EINPUT, "encoder_forward: batch of %d spectra, context holds 1..%d", B,
                 a->maxB);

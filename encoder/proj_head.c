@@ -7,6 +7,7 @@
  * through sp_layers.h; do not call from inside one.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ struct SpProjHead {
 
 struct SpProjAct {
     int maxB, D, H, P;
+    int nthreads;       /* OpenMP threads the scratch was sized for */
     int B;
     char *arena;
     float *inp, *a1, *p, *norms;   /* kept: input copy, relu(W1 h + b1), pre-norm output, norms */
@@ -104,6 +106,7 @@ SpStatus encoder_proj_act_create(SpProjAct **out, const SpProjHead *h, int maxB)
     a->D = h->D;
     a->H = h->H;
     a->P = h->P;
+    a->nthreads = omp_get_max_threads();
     EncArena ar = {NULL, 0};
     proj_layout(a, &ar);
     if (enc_arena_alloc(&ar, "projection head activations") != SP_OK) {
@@ -128,6 +131,9 @@ void encoder_proj_forward(SpProjHead *h, SpProjAct *a, const float *feat, int B,
                "projection head context built for another head");
     ENC_ASSERT(B >= 1 && B <= a->maxB, "projection head: B=%d, context holds 1..%d", B,
                a->maxB);
+    ENC_ASSERT(omp_get_max_threads() <= a->nthreads,
+               "projection head context sized for %d threads, now %d", a->nthreads,
+               omp_get_max_threads());
     const SpParams *p = &h->params;
     memcpy(a->inp, feat, (size_t)B * h->D * sizeof(float));
     linear_forward(a->a1, a->inp, sp_params_data(p, h->iw1), sp_params_data(p, h->ib1), B, h->D,

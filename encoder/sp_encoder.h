@@ -17,6 +17,8 @@
  *   another length). A context works with any encoder built from the same
  *   config (so f_q and f_k may share one when f_k needs no backward).
  * - Nothing allocates in encoder_forward / encoder_backward.
+ * - A context's scratch is sized for the OpenMP thread count at its creation:
+ *   set the thread count (sp_blas_init) first; raising it later is refused.
  *
  * Threading: forward and backward open their own OpenMP regions over the
  * batch (policy A, BLAS single-threaded); never call them from inside a
