@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sp_blas.h"
 #include "sp_config.h"
@@ -23,6 +24,12 @@ static const char *const BENCH_CNN[] = {
     "encoder.cnn.strides=[1, 1, 1]", "encoder.cnn.padding=[3, 2, 1]", "encoder.cnn.pool=[2, 2, 0]",
     "encoder.cnn.batchnorm=false", "encoder.cnn.layernorm_input=false", NULL};
 static const char *const CONVSC[] = {"encoder.arch=convsc", NULL};
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -54,26 +61,31 @@ static void bench(const char *name, const char *const *sets, int L, int B, int t
     float *g = malloc(sizeof(float) * (size_t)B * D);
     for (size_t i = 0; i < (size_t)B * L; i++) x[i] = (float)sp_rng_uniform(&rng, 0.0, 1.0);
     for (size_t i = 0; i < (size_t)B * D; i++) g[i] = (float)sp_rng_uniform(&rng, -1.0, 1.0);
-    double *t = malloc(sizeof(double) * (size_t)reps);
+    double *t = malloc(sizeof(double) * (size_t)reps), *tc = malloc(sizeof(double) * (size_t)reps);
     for (int r = -2; r < reps; r++) {   /* two warm-up runs */
-        double t0 = sp_time_now();
+        double t0 = sp_time_now(), c0 = cpu_now();
         if (encoder_forward(e, a, x, B, train, f) != SP_OK) die("forward");
         if (train) {
             sp_params_zero_grad(encoder_params(e));
             encoder_backward(e, a, g, B);
         }
-        double dt = sp_time_now() - t0;
-        if (r >= 0) t[r] = dt;
+        double dt = sp_time_now() - t0, dc = cpu_now() - c0;
+        if (r >= 0) {
+            t[r] = dt;
+            tc[r] = dc;
+        }
     }
     qsort(t, (size_t)reps, sizeof(double), cmp_d);
-    double med = t[reps / 2];
+    qsort(tc, (size_t)reps, sizeof(double), cmp_d);
+    double med = t[reps / 2], cmed = tc[reps / 2];
     double flops = encoder_flops(e, L) * (train ? 3.0 : 1.0);
-    printf("%-8s %-5s L=%-5d B=%-4d threads=%d  median %8.2f ms  %9.0f spectra/s  %6.1f GFLOP/s"
-           "  (min %.2f ms, act %.1f MiB)\n",
+    printf("%-9s %-5s L=%-5d B=%-4d threads=%d  median %8.2f ms  %8.0f spectra/s  %6.1f GFLOP/s"
+           "  (min %.2f ms; cpu %.0f spectra per cpu-s; act %.1f MiB)\n",
            name, train ? "train" : "eval", L, B, sp_num_threads(), med * 1e3, B / med,
-           flops * B / med * 1e-9, t[0] * 1e3, encoder_act_bytes(a) / 1048576.0);
+           flops * B / med * 1e-9, t[0] * 1e3, B / cmed, encoder_act_bytes(a) / 1048576.0);
     fflush(stdout);
     free(t);
+    free(tc);
     free(x);
     free(f);
     free(g);

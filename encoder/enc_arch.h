@@ -36,7 +36,7 @@ struct SpEncAct {
     size_t n_param;       /* layout fingerprint of the encoder it was built for */
     int maxB, L;
     int nthreads;         /* OpenMP threads the scratch was sized for */
-    int B, train;         /* of the last forward; B = 0: no forward yet */
+    int B, mode;          /* of the last forward; B = 0: no forward yet */
     size_t bytes;
     void *impl;           /* arch activations, owned */
 };
@@ -54,7 +54,10 @@ struct SpEncArch {
     int (*length_ok)(const SpEncoder *e, int L);
     SpStatus (*act_create)(SpEncAct *a, const SpEncoder *e);   /* a->maxB, a->L set */
     void (*act_free)(SpEncAct *a);
-    void (*forward)(SpEncoder *e, SpEncAct *a, const float *x, int B, int train, float *feat);
+    /* mode: SP_ENC_TRAIN (batch statistics), SP_ENC_EVAL (inference only) or
+     * SP_ENC_EVAL_GRAD (running statistics, keep activations for backward).
+     * backward finds the mode of the forward in a->mode. */
+    void (*forward)(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode, float *feat);
     void (*backward)(SpEncoder *e, SpEncAct *a, const float *dfeat, int B);
     double (*flops)(const SpEncoder *e, int L);
     void (*free_impl)(SpEncoder *e);

@@ -15,11 +15,13 @@
  * function opens its own OpenMP regions; do not call from inside one.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "enc_arch.h"
+#include "sp_blas.h"
 #include "sp_layers.h"
 
 #define CNN_MAX_LAYERS 32
@@ -150,6 +152,13 @@ typedef struct {
     float *dout[CNN_MAX_LAYERS];      /* gradient w.r.t. out[i] */
     float *dpre[CNN_MAX_LAYERS];      /* gradient w.r.t. the pre-pool map */
     float *work;
+    /* Eval-mode fused path (one sample at a time per thread, cache resident):
+     * per-thread scratch of ev_per floats: two padded activation buffers,
+     * an im2col matrix and a conv output; per-layer affine (bias or folded BN). */
+    int nthreads;
+    size_t ev_per, ev_buf, ev_cols;
+    float *ev;
+    float *ev_scale[CNN_MAX_LAYERS], *ev_shift[CNN_MAX_LAYERS];
 } CnnAct;
 
 static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
@@ -185,6 +194,24 @@ static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
         Li = t->Lout[i];
     }
     t->work = enc_take(ar, w);
+
+    /* fused eval path */
+    size_t buf = (size_t)L + 2 * (size_t)s->cv[0].pad, cols = 0, conv = 0;
+    for (int i = 0; i < s->n; i++) {
+        const EncConvSpec *c = &s->cv[i];
+        size_t in = (size_t)c->C * (t->Lin[i] + 2 * (size_t)c->pad);
+        size_t ck = c->C > 1 ? (size_t)c->C * c->K * t->Lc[i] : 0;
+        size_t co = (size_t)c->O * t->Lc[i];
+        if (in > buf) buf = in;
+        if (ck > cols) cols = ck;
+        if (co > conv) conv = co;
+        t->ev_scale[i] = enc_take(ar, (size_t)c->O);
+        t->ev_shift[i] = enc_take(ar, (size_t)c->O);
+    }
+    t->ev_buf = (buf + 15) & ~(size_t)15;
+    t->ev_cols = (cols + 15) & ~(size_t)15;
+    t->ev_per = 2 * t->ev_buf + t->ev_cols + ((conv + 15) & ~(size_t)15);
+    t->ev = enc_take(ar, t->ev_per * (size_t)t->nthreads);
 }
 
 static SpStatus cnn_act_create(SpEncAct *a, const SpEncoder *e) {
@@ -192,6 +219,7 @@ static SpStatus cnn_act_create(SpEncAct *a, const SpEncoder *e) {
     CnnAct *t = sp_calloc(1, sizeof *t, "cnn activations");
     if (!t) return SP_ENOMEM;
     EncArena ar = {NULL, 0};
+    t->nthreads = a->nthreads;
     cnn_layout(t, &ar, s, a->maxB, a->L);
     a->bytes = ar.used;
     if (enc_arena_alloc(&ar, "cnn activations") != SP_OK) {
@@ -211,12 +239,179 @@ static void cnn_act_free(SpEncAct *a) {
     a->impl = NULL;
 }
 
-static void cnn_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int train,
+/* ------------------------------------------------------------ fused eval */
+/* Per layer: y = pool(relu(scale * conv + shift)) with scale/shift the conv
+ * bias or the BN (running statistics) folded into it. One sample at a time
+ * per thread keeps every activation in L2; nothing is stored for backward. */
+static void ev_affine(const Cnn *s, CnnAct *t, const SpParams *p) {
+    for (int i = 0; i < s->n; i++) {
+        const EncConvSpec *c = &s->cv[i];
+        const float *b = sp_params_data(p, c->ib);
+        for (int o = 0; o < c->O; o++) {
+            if (c->bn) {
+                const float *g = sp_params_data(p, c->ig), *be = sp_params_data(p, c->ibeta);
+                const float *rm = sp_params_data(p, c->irm), *rv = sp_params_data(p, c->irv);
+                double sc = (double)g[o] / sqrt((double)rv[o] + 1e-5);
+                t->ev_scale[i][o] = (float)sc;
+                t->ev_shift[i][o] = (float)((double)be[o] + sc * ((double)b[o] - (double)rm[o]));
+            } else {
+                t->ev_scale[i][o] = 1.0f;
+                t->ev_shift[i][o] = b[o];
+            }
+        }
+    }
+}
+
+/* Direct convolution for one input channel: xp is the padded input row
+ * (length >= (Lc-1)*st + K), w (O, K), conv (O, Lc). */
+static void ev_conv_c1(float *conv, const float *xp, const float *w, int O, int K, int st,
+                       int Lc) {
+    for (int o = 0; o < O; o++) {
+        float *y = conv + (size_t)o * Lc;
+        const float *wo = w + (size_t)o * K;
+        if (st == 1) {
+            for (int t = 0; t < Lc; t++) y[t] = wo[0] * xp[t];
+            for (int k = 1; k < K; k++) {
+                const float wk = wo[k];
+                const float *xk = xp + k;
+                for (int t = 0; t < Lc; t++) y[t] += wk * xk[t];
+            }
+        } else {
+            for (int t = 0; t < Lc; t++) {
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++) acc += wo[k] * xp[(size_t)t * st + k];
+                y[t] = acc;
+            }
+        }
+    }
+}
+
+/* im2col from padded rows: cols (C*K, Lc), row (c,k)[t] = xp[c][t*st + k]. */
+static void ev_im2col(float *cols, const float *xp, int C, int Lp, int K, int st, int Lc) {
+    for (int c = 0; c < C; c++) {
+        const float *x = xp + (size_t)c * Lp;
+        for (int k = 0; k < K; k++) {
+            float *row = cols + ((size_t)c * K + k) * Lc;
+            if (st == 1) {
+                memcpy(row, x + k, (size_t)Lc * sizeof(float));
+            } else {
+                for (int t = 0; t < Lc; t++) row[t] = x[(size_t)t * st + k];
+            }
+        }
+    }
+}
+
+/* Affine + max pool (window P) + ReLU of conv (O, Lc) into out rows of stride
+ * ostride at offset opad (zero padding written around). P = 1: no pool. */
+static void ev_post(float *out, int ostride, int opad, const float *conv, const float *scale,
+                    const float *shift, int O, int Lc, int P) {
+    const int Lo = Lc / P;
+    for (int o = 0; o < O; o++) {
+        const float a = scale[o], b = shift[o];
+        const float *x = conv + (size_t)o * Lc;
+        float *y = out + (size_t)o * ostride;
+        for (int j = 0; j < opad; j++) y[j] = y[opad + Lo + j] = 0.0f;
+        y += opad;
+        if (P == 1) {
+            for (int t = 0; t < Lo; t++) {
+                float v = a * x[t] + b;
+                y[t] = v < 0.0f ? 0.0f : v;
+            }
+        } else if (P == 2) {
+            for (int t = 0; t < Lo; t++) {
+                float u = a * x[2 * t] + b, v = a * x[2 * t + 1] + b;
+                float m = (v > u || v != v) ? v : u;   /* first max; NaN wins */
+                y[t] = m < 0.0f ? 0.0f : m;
+            }
+        } else {
+            for (int t = 0; t < Lo; t++) {
+                float m = a * x[(size_t)t * P] + b;
+                for (int j = 1; j < P; j++) {
+                    float v = a * x[(size_t)t * P + j] + b;
+                    if (v > m || v != v) m = v;
+                }
+                y[t] = m < 0.0f ? 0.0f : m;
+            }
+        }
+    }
+}
+
+/* Mean over the L positions of each of the O rows (row stride ostride): 16
+ * float lanes, then the lanes summed in double (fixed order). */
+static void ev_mean_rows(float *feat, const float *x, int O, int L, int stride) {
+    for (int o = 0; o < O; o++) {
+        const float *r = x + (size_t)o * stride;
+        float lane[16] = {0};
+        int t = 0;
+        for (; t + 16 <= L; t += 16)
+            for (int j = 0; j < 16; j++) lane[j] += r[t + j];
+        double acc = 0.0;
+        for (int j = 0; j < 16; j++) acc += (double)lane[j];
+        for (; t < L; t++) acc += (double)r[t];
+        feat[o] = (float)(acc / L);
+    }
+}
+
+static void cnn_forward_eval_fused(const Cnn *s, CnnAct *t, const SpParams *p, const float *x,
+                                   int B, float *feat) {
+    ev_affine(s, t, p);
+    const int L = t->L, D = s->cv[s->n - 1].O;
+#pragma omp parallel
+    {
+        float *scr = t->ev + t->ev_per * (size_t)omp_get_thread_num();
+        float *buf[2] = {scr, scr + t->ev_buf};
+        float *cols = scr + 2 * t->ev_buf, *conv = cols + t->ev_cols;
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            /* padded input row (LN'd when asked) */
+            const EncConvSpec *c0 = &s->cv[0];
+            float *in = buf[0];
+            const float *xb = x + (size_t)b * L;
+            for (int j = 0; j < c0->pad; j++) in[j] = in[c0->pad + L + j] = 0.0f;
+            if (s->ln_input) {
+                double m = 0.0, v = 0.0;
+                for (int j = 0; j < L; j++) m += (double)xb[j];
+                m /= L;
+                for (int j = 0; j < L; j++) v += ((double)xb[j] - m) * ((double)xb[j] - m);
+                float rstd = (float)(1.0 / sqrt(v / L + 1e-5)), mf = (float)m;
+                for (int j = 0; j < L; j++) in[c0->pad + j] = (xb[j] - mf) * rstd;
+            } else {
+                memcpy(in + c0->pad, xb, (size_t)L * sizeof(float));
+            }
+            int cur = 0;
+            for (int i = 0; i < s->n; i++) {
+                const EncConvSpec *c = &s->cv[i];
+                const int Lc = t->Lc[i], Lp = t->Lin[i] + 2 * c->pad;
+                const float *w = sp_params_data(p, c->iw);
+                if (c->C == 1) {
+                    ev_conv_c1(conv, buf[cur], w, c->O, c->K, c->stride, Lc);
+                } else {
+                    ev_im2col(cols, buf[cur], c->C, Lp, c->K, c->stride, Lc);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->O, Lc, c->C * c->K,
+                                1.0f, w, c->C * c->K, cols, Lc, 0.0f, conv, Lc);
+                }
+                const int npad = i + 1 < s->n ? s->cv[i + 1].pad : 0;
+                const int Lo = t->Lout[i];
+                ev_post(buf[1 - cur], Lo + 2 * npad, npad, conv, t->ev_scale[i], t->ev_shift[i],
+                        c->O, Lc, s->pool[i]);
+                cur = 1 - cur;
+            }
+            ev_mean_rows(feat + (size_t)b * D, buf[cur], D, t->Lout[s->n - 1], t->Lout[s->n - 1]);
+        }
+    }
+}
+
+static void cnn_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                         float *feat) {
+    const int train = mode == SP_ENC_TRAIN;
     const Cnn *s = e->impl;
     CnnAct *t = a->impl;
     const SpParams *p = &e->params;
     const int L = t->L;
+    if (mode == SP_ENC_EVAL) {
+        cnn_forward_eval_fused(s, t, p, x, B, feat);
+        return;
+    }
     if (s->ln_input)
         layernorm_forward(t->xin, t->lnm, t->lnr, x, NULL, NULL, B, L, 1e-5f);
     else
@@ -257,7 +452,7 @@ static void cnn_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
             din = t->dout[i - 1];
             enc_zero(din, B, (size_t)c->C * t->Lin[i]);
         }
-        enc_conv_backward(c, u, p, din, dpre, i ? t->out[i - 1] : t->xin, B, a->train, t->work);
+        enc_conv_backward(c, u, p, din, dpre, i ? t->out[i - 1] : t->xin, B, a->mode == SP_ENC_TRAIN, t->work);
     }
 }
 

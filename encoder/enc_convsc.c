@@ -395,8 +395,9 @@ static double cam_backward_sample(float *dX, const float *dZ, const float *X, co
     return dg;
 }
 
-static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int train,
+static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                            float *feat) {
+    const int train = mode == SP_ENC_TRAIN;
     const Convsc *s = e->impl;
     ConvscAct *t = a->impl;
     const SpParams *p = &e->params;
@@ -472,7 +473,7 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
     const Lens n = t->n;
     const int C1 = s->C1, C3 = s->C3, T = s->T;
     const int *ix = s->idx;
-    const int train = a->train;
+    const int train = a->mode == SP_ENC_TRAIN;
 #define D(k) sp_params_data(p, ix[k])
 #define G(k) sp_params_grad(p, ix[k])
     const size_t CT = (size_t)C3 * T;

@@ -260,8 +260,9 @@ static void add_into(float *d, const float *s, int B, size_t per) {
     }
 }
 
-static void rn_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int train,
+static void rn_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                        float *feat) {
+    const int train = mode == SP_ENC_TRAIN;
     const Resnet *r = e->impl;
     RnAct *t = a->impl;
     const SpParams *p = &e->params;
@@ -292,7 +293,7 @@ static void rn_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
     const Resnet *r = e->impl;
     RnAct *t = a->impl;
     const SpParams *p = &e->params;
-    const int train = a->train;
+    const int train = a->mode == SP_ENC_TRAIN;
     RnBlockAct *last = &t->blk[r->nb - 1];
     enc_zero(last->dy, B, (size_t)r->D * last->Lo);
     global_avgpool1d_backward(last->dy, dfeat, B, r->D, last->Lo);

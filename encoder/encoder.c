@@ -235,8 +235,10 @@ int encoder_act_length(const SpEncAct *a) { return a->L; }
 int encoder_act_max_batch(const SpEncAct *a) { return a->maxB; }
 size_t encoder_act_bytes(const SpEncAct *a) { return a->bytes; }
 
-SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int train,
+SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                          float *feat) {
+    if (mode != SP_ENC_EVAL && mode != SP_ENC_TRAIN && mode != SP_ENC_EVAL_GRAD)
+        SP_FAIL(SP_EINTERNAL, "encoder_forward: unknown mode %d", mode);
     if (a->arch != e->arch || a->n_param != e->params.n_param)
         SP_FAIL(SP_EINTERNAL, "encoder_forward: context built for another encoder layout");
     if (omp_get_max_threads() > a->nthreads)
@@ -246,16 +248,16 @@ SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int t
     if (B < 1 || B > a->maxB)
         SP_FAIL(SP_EINPUT, "encoder_forward: batch of %d spectra, context holds 1..%d", B,
                 a->maxB);
-    if (train && B % e->batch_multiple != 0)
+    if (mode == SP_ENC_TRAIN && B % e->batch_multiple != 0)
         SP_FAIL(SP_EINPUT,
                 "encoder '%s' in training mode: batch of %d spectra is not a multiple of the "
                 "%d split-BatchNorm groups\nhint: choose a batch size (and view/piece counts) "
                 "divisible by %d, or change the bn_splits key of the encoder",
                 e->arch->name, B, e->batch_multiple, e->batch_multiple);
     a->B = 0;
-    e->arch->forward(e, a, x, B, train ? 1 : 0, feat);
+    a->mode = mode;
+    e->arch->forward(e, a, x, B, mode, feat);
     a->B = B;
-    a->train = train ? 1 : 0;
     return SP_OK;
 }
 
@@ -264,6 +266,8 @@ void encoder_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
                "encoder_backward: context built for another encoder layout");
     ENC_ASSERT(a->B > 0 && B == a->B, "encoder_backward: B=%d but the last forward had B=%d",
                B, a->B);
+    ENC_ASSERT(a->mode != SP_ENC_EVAL,
+               "encoder_backward after an SP_ENC_EVAL forward (use SP_ENC_EVAL_GRAD)");
     e->arch->backward(e, a, dfeat, B);
 }
 
@@ -336,7 +340,7 @@ SpStatus encoder_features(SpEncoder *e, const float *x, size_t N, int L, int bat
     const int D = e->feature_dim;
     for (size_t n0 = 0; n0 < N; n0 += (size_t)batch) {
         int B = (int)(N - n0 < (size_t)batch ? N - n0 : (size_t)batch);
-        rc = encoder_forward(e, a, x + n0 * (size_t)L, B, 0, feat + n0 * (size_t)D);
+        rc = encoder_forward(e, a, x + n0 * (size_t)L, B, SP_ENC_EVAL, feat + n0 * (size_t)D);
         if (rc != SP_OK) break;
     }
     encoder_act_destroy(&a);

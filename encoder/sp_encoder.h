@@ -25,12 +25,15 @@
  * parallel region. Deterministic for a given thread count, bit-identical
  * from run to run with one thread.
  *
- * Modes: train = 1 uses batch statistics in every BatchNorm (split BN with S
- * splits, sample n in split n % S; B % S == 0 is required, see
- * encoder_batch_multiple) and updates the running statistics (momentum 0.1);
- * train = 0 is eval mode (running statistics, nothing changes). Backward is
- * valid after a forward of either mode on the same context (after an eval
- * forward it differentiates the frozen-statistics transform).
+ * Modes (encoder_forward's `mode`):
+ * - SP_ENC_TRAIN: batch statistics in every BatchNorm (split BN with S splits,
+ *   sample n in split n % S; B % S == 0 is required, see
+ *   encoder_batch_multiple), running statistics updated (momentum 0.1);
+ *   backward allowed.
+ * - SP_ENC_EVAL: running statistics, nothing changes; inference only (the
+ *   fastest path: some architectures keep no activations), no backward.
+ * - SP_ENC_EVAL_GRAD: the eval-mode transform, keeping what backward needs
+ *   (fine-tuning with frozen BN statistics).
  *
  * Checkpoint layout (DESIGN.md): the query encoder's tensors are datasets of
  * group SP_GROUP_ENCODER_Q named exactly as in encoder_params (for convsc the
@@ -108,12 +111,15 @@ int encoder_act_length(const SpEncAct *a);
 int encoder_act_max_batch(const SpEncAct *a);
 size_t encoder_act_bytes(const SpEncAct *a);
 
-/* x (B, L) -> feat (B, D). B <= maxB of the context; in train mode
+enum { SP_ENC_EVAL = 0, SP_ENC_TRAIN = 1, SP_ENC_EVAL_GRAD = 2 };
+
+/* x (B, L) -> feat (B, D). B <= maxB of the context; in SP_ENC_TRAIN mode
  * B % encoder_batch_multiple(e) == 0. Violations return SP_EINPUT with a
  * message (nothing is computed). */
-SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int train,
+SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                          float *feat);
-/* dfeat (B, D) for the B of the last forward on `a`. ADDS into
+/* dfeat (B, D) for the B of the last forward on `a` (SP_ENC_TRAIN or
+ * SP_ENC_EVAL_GRAD). ADDS into
  * encoder_params(e)->grad (zero it once per step). No input gradient. */
 void encoder_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B);
 

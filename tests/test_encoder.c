@@ -74,7 +74,7 @@ typedef struct {
     SpProjHead *h;     /* optional: loss on z instead of the feature */
     SpProjAct *ha;
     float *x, *G, *feat, *z, *dfeat;
-    int B, L, train;
+    int B, L, mode;
 } Case;
 
 static void case_init(Case *c, const char *const *sets, int B, int L, int with_head,
@@ -94,7 +94,7 @@ static void case_init(Case *c, const char *const *sets, int B, int L, int with_h
     sp_config_free(cfg);
     c->B = B;
     c->L = L;
-    c->train = 1;
+    c->mode = SP_ENC_TRAIN;
     c->x = malloc(sizeof(float) * (size_t)B * L);
     c->G = malloc(sizeof(float) * (size_t)B * P);
     c->feat = malloc(sizeof(float) * (size_t)B * D);
@@ -117,7 +117,7 @@ static void case_free(Case *c) {
 }
 
 static double case_loss(Case *c) {
-    SpStatus rc = encoder_forward(c->e, c->a, c->x, c->B, c->train, c->feat);
+    SpStatus rc = encoder_forward(c->e, c->a, c->x, c->B, c->mode, c->feat);
     ck_assert_msg(rc == SP_OK, "forward: %s", sp_error_message());
     const float *out = c->feat;
     int P = encoder_feature_dim(c->e);
@@ -225,12 +225,12 @@ static void sgd_steps(Case *c, int steps, float lr) {
     }
 }
 
-static void gradcheck_case(const char *const *sets, int B, int L, int with_head, int train,
+static void gradcheck_case(const char *const *sets, int B, int L, int with_head, int mode,
                            const char *what, unsigned long long seed) {
     sp_blas_init(0);
     Case c;
     case_init(&c, sets, B, L, with_head, seed);
-    c.train = train;
+    c.mode = mode;
     char name[128];
     snprintf(name, sizeof name, "%s at init", what);
     gradcheck_now(&c, name, seed);
@@ -241,7 +241,7 @@ static void gradcheck_case(const char *const *sets, int B, int L, int with_head,
 }
 
 /* ------------------------------------------------------------ gradcheck */
-START_TEST(gradcheck_convsc) { gradcheck_case(CONVSC_TINY, 4, 61, 0, 1, "convsc", 101); }
+START_TEST(gradcheck_convsc) { gradcheck_case(CONVSC_TINY, 4, 61, 0, SP_ENC_TRAIN, "convsc", 101); }
 END_TEST
 
 START_TEST(gradcheck_convsc_cam_active) {
@@ -257,23 +257,23 @@ START_TEST(gradcheck_convsc_cam_active) {
 }
 END_TEST
 
-START_TEST(gradcheck_convsc_with_head) { gradcheck_case(CONVSC_TINY, 4, 61, 1, 1, "convsc+head", 303); }
+START_TEST(gradcheck_convsc_with_head) { gradcheck_case(CONVSC_TINY, 4, 61, 1, SP_ENC_TRAIN, "convsc+head", 303); }
 END_TEST
 
-START_TEST(gradcheck_convsc_eval_backward) { gradcheck_case(CONVSC_TINY, 4, 61, 0, 0, "convsc eval", 404); }
+START_TEST(gradcheck_convsc_eval_backward) { gradcheck_case(CONVSC_TINY, 4, 61, 0, SP_ENC_EVAL_GRAD, "convsc eval", 404); }
 END_TEST
 
-START_TEST(gradcheck_cnn) { gradcheck_case(CNN_TINY, 3, 37, 0, 1, "cnn", 505); }
+START_TEST(gradcheck_cnn) { gradcheck_case(CNN_TINY, 3, 37, 0, SP_ENC_TRAIN, "cnn", 505); }
 END_TEST
 
-START_TEST(gradcheck_cnn_bn) { gradcheck_case(CNN_BN_TINY, 4, 37, 0, 1, "cnn+bn", 606); }
+START_TEST(gradcheck_cnn_bn) { gradcheck_case(CNN_BN_TINY, 4, 37, 0, SP_ENC_TRAIN, "cnn+bn", 606); }
 END_TEST
 
-START_TEST(gradcheck_resnet1d) { gradcheck_case(RESNET_TINY, 4, 45, 0, 1, "resnet1d", 707); }
+START_TEST(gradcheck_resnet1d) { gradcheck_case(RESNET_TINY, 4, 45, 0, SP_ENC_TRAIN, "resnet1d", 707); }
 END_TEST
 
 START_TEST(gradcheck_resnet1d_eval_backward) {
-    gradcheck_case(RESNET_TINY, 4, 45, 0, 0, "resnet1d eval", 808);
+    gradcheck_case(RESNET_TINY, 4, 45, 0, SP_ENC_EVAL_GRAD, "resnet1d eval", 808);
 }
 END_TEST
 
@@ -393,6 +393,42 @@ START_TEST(any_length_and_eval_batch_independence) {
     ck_assert_ptr_null(a);
     encoder_destroy(&e);
     sp_config_free(cfg);
+}
+END_TEST
+
+START_TEST(cnn_fused_eval_matches_layer_path) {
+    /* SP_ENC_EVAL (fused per-sample path) vs SP_ENC_EVAL_GRAD (layer path),
+     * with and without BN, after moving the BN running statistics off 0/1. */
+    sp_blas_init(0);
+    const char *const *cfgs[3] = {CNN_TINY, CNN_BN_TINY, NULL};
+    const char *bench[] = {"encoder.arch=cnn", NULL};
+    cfgs[2] = bench;
+    for (int k = 0; k < 3; k++) {
+        int L = k == 2 ? 300 : 37, B = 6;
+        Case c;
+        case_init(&c, cfgs[k], B, L, 0, 1234 + k);
+        SpParams *p = encoder_params(c.e);
+        SpRng r;
+        sp_rng_stream(&r, 99, k, 0, 0);
+        for (int i = 0; i < p->n; i++) {
+            if (strstr(p->t[i].name, "running_mean"))
+                for (size_t j = 0; j < p->t[i].count; j++)
+                    sp_params_data(p, i)[j] = (float)sp_rng_uniform(&r, -0.3, 0.3);
+            if (strstr(p->t[i].name, "running_var"))
+                for (size_t j = 0; j < p->t[i].count; j++)
+                    sp_params_data(p, i)[j] = (float)sp_rng_uniform(&r, 0.5, 2.0);
+        }
+        int D = encoder_feature_dim(c.e);
+        float *f1 = malloc(sizeof(float) * (size_t)B * D), *f2 = malloc(sizeof(float) * (size_t)B * D);
+        ck_assert(encoder_forward(c.e, c.a, c.x, B, SP_ENC_EVAL, f1) == SP_OK);
+        ck_assert(encoder_forward(c.e, c.a, c.x, B, SP_ENC_EVAL_GRAD, f2) == SP_OK);
+        double m = sp_max_abs_f(f2, (size_t)B * D);
+        ck_assert_msg(m > 0, "all-zero features");
+        sp_expect_close_f("cnn eval fused vs layers", f1, f2, (size_t)B * D, 1e-5, 1e-6 * m);
+        free(f1);
+        free(f2);
+        case_free(&c);
+    }
 }
 END_TEST
 
@@ -615,6 +651,7 @@ int main(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, shapes_and_min_length);
     tcase_add_test(tc, any_length_and_eval_batch_independence);
+    tcase_add_test(tc, cnn_fused_eval_matches_layer_path);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("determinism");
