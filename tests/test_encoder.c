@@ -77,8 +77,18 @@ typedef struct {
     int B, L, mode;
 } Case;
 
+/* amp: input amplitude. Larger inputs make ReLU / max-pool kinks within
+ * +-eps rarer for networks without normalisation (their pre-activations
+ * scale with the input, the perturbations of biases do not). */
+static void case_init_amp(Case *c, const char *const *sets, int B, int L, int with_head,
+                          unsigned long long seed, float amp);
 static void case_init(Case *c, const char *const *sets, int B, int L, int with_head,
                       unsigned long long seed) {
+    case_init_amp(c, sets, B, L, with_head, seed, 1.0f);
+}
+
+static void case_init_amp(Case *c, const char *const *sets, int B, int L, int with_head,
+                          unsigned long long seed, float amp) {
     memset(c, 0, sizeof *c);
     SpConfig *cfg = make_cfg(sets);
     SpRng rng;
@@ -101,6 +111,7 @@ static void case_init(Case *c, const char *const *sets, int B, int L, int with_h
     c->z = malloc(sizeof(float) * (size_t)B * P);
     c->dfeat = malloc(sizeof(float) * (size_t)B * D);
     fill_spectra(c->x, B, L, seed + 1);
+    for (size_t i = 0; i < (size_t)B * L; i++) c->x[i] *= amp;
     sp_fill_uniform_f(c->G, (size_t)B * P, seed + 2, -1.0, 1.0);
 }
 
@@ -147,8 +158,16 @@ static double case_grad(Case *c) {
     return l;
 }
 
-static void check_table(Case *c, SpParams *p, const char *what, double floor_abs, double *max_err,
-                        double *sum_err, int *count, unsigned long long seed) {
+/* Finite differences for a few coordinates of every trainable tensor of p.
+ * A coordinate whose one-sided slopes (L(+eps) - L(0)) / eps and
+ * (L(0) - L(-eps)) / eps disagree by more than 2 % of their sum crosses a ReLU or
+ * max-pool kink inside [-eps, +eps] (a smooth loss changes its slope by
+ * eps L'' only): the central difference is meaningless there, so it is
+ * skipped and counted (STYLE.md 3, "skip coordinates near a kink"). The
+ * skip depends on the forward pass only, never on the analytic gradient. */
+static void check_table(Case *c, SpParams *p, const char *what, double floor_abs, double l0,
+                        double *max_err, double *sum_err, int *count, int *skipped,
+                        unsigned long long seed) {
     const float eps = 1e-2f;
     SpRng r;
     sp_rng_stream(&r, seed, 7, 0, 0);
@@ -157,9 +176,9 @@ static void check_table(Case *c, SpParams *p, const char *what, double floor_abs
         if (t->kind != SP_TENSOR_PARAM) continue;
         float *w = sp_params_data(p, ti);
         const float *g = sp_params_grad(p, ti);
-        int ncheck = t->count < 4 ? (int)t->count : 4;
+        int ncheck = t->count < 6 ? (int)t->count : 6;
         for (int k = 0; k < ncheck; k++) {
-            size_t i = t->count <= 4 ? (size_t)k : (size_t)sp_rng_below(&r, (int64_t)t->count);
+            size_t i = t->count <= 6 ? (size_t)k : (size_t)sp_rng_below(&r, (int64_t)t->count);
             double a = g[i];
             ck_assert_msg(isfinite(a), "%s %s[%zu]: gradient not finite", what, t->name, i);
             float w0 = w[i];
@@ -169,6 +188,11 @@ static void check_table(Case *c, SpParams *p, const char *what, double floor_abs
             double lm = case_loss(c);
             w[i] = w0;
             double n = (lp - lm) / (2.0 * (double)eps);
+            double sp = (lp - l0) / (double)eps, sm = (l0 - lm) / (double)eps;
+            if (fabs(sp - sm) > 0.02 * (fabs(sp) + fabs(sm)) + 1e-3 * floor_abs) {
+                (*skipped)++;
+                continue;
+            }
             double den = fabs(a) + fabs(n);
             if (den < floor_abs) den = floor_abs;
             double err = den > 0 ? fabs(a - n) / den : 0.0;
@@ -191,9 +215,7 @@ static double max_abs_grad(const SpParams *p) {
 
 /* One full gradient check of the case's current parameters. */
 static void gradcheck_now(Case *c, const char *what, unsigned long long seed) {
-    case_grad(c);
-    /* Keep the analytic gradients: finite differences overwrite nothing but
-     * the forward state, yet the arenas are re-zeroed by the next case_grad. */
+    double l0 = case_grad(c);
     SpParams *pe = encoder_params(c->e);
     double gmax = max_abs_grad(pe);
     if (c->h) {
@@ -202,14 +224,20 @@ static void gradcheck_now(Case *c, const char *what, unsigned long long seed) {
     }
     ck_assert_msg(gmax > 0 && isfinite(gmax), "%s: gradients all zero or not finite", what);
     double max_err = 0.0, sum_err = 0.0;
-    int count = 0;
-    check_table(c, pe, what, 1e-3 * gmax, &max_err, &sum_err, &count, seed);
+    int count = 0, skipped = 0;
+    check_table(c, pe, what, 1e-3 * gmax, l0, &max_err, &sum_err, &count, &skipped, seed);
     if (c->h)
-        check_table(c, encoder_proj_params(c->h), what, 1e-3 * gmax, &max_err, &sum_err, &count,
-                    seed + 1);
+        check_table(c, encoder_proj_params(c->h), what, 1e-3 * gmax, l0, &max_err, &sum_err,
+                    &count, &skipped, seed + 1);
+    ck_assert_msg(skipped * 4 <= count + skipped,
+                  "%s: %d of %d coordinates sit on a kink (too many to trust the check)", what,
+                  skipped, count + skipped);
     double mean = sum_err / count;
-    ck_assert_msg(mean <= 1e-3, "%s: mean relative error %.3g over %d coordinates (max %.3g)",
-                  what, mean, count, max_err);
+    ck_assert_msg(mean <= 1e-3, "%s: mean relative error %.3g over %d coordinates (max %.3g, "
+                  "%d kinks skipped)", what, mean, count, max_err, skipped);
+    if (getenv("SPECSSL_TEST_LOG"))
+        fprintf(stderr, "%s: %d coordinates, max rel err %.3g, mean %.3g, %d kinks skipped\n",
+                what, count, max_err, mean, skipped);
 }
 
 /* A few SGD steps on the same loss (moves the parameters off the init). */
@@ -225,11 +253,11 @@ static void sgd_steps(Case *c, int steps, float lr) {
     }
 }
 
-static void gradcheck_case(const char *const *sets, int B, int L, int with_head, int mode,
-                           const char *what, unsigned long long seed) {
+static void gradcheck_case_amp(const char *const *sets, int B, int L, int with_head, int mode,
+                               const char *what, unsigned long long seed, float amp) {
     sp_blas_init(0);
     Case c;
-    case_init(&c, sets, B, L, with_head, seed);
+    case_init_amp(&c, sets, B, L, with_head, seed, amp);
     c.mode = mode;
     char name[128];
     snprintf(name, sizeof name, "%s at init", what);
@@ -238,6 +266,11 @@ static void gradcheck_case(const char *const *sets, int B, int L, int with_head,
     snprintf(name, sizeof name, "%s after 3 SGD steps", what);
     gradcheck_now(&c, name, seed + 10);
     case_free(&c);
+}
+
+static void gradcheck_case(const char *const *sets, int B, int L, int with_head, int mode,
+                           const char *what, unsigned long long seed) {
+    gradcheck_case_amp(sets, B, L, with_head, mode, what, seed, 1.0f);
 }
 
 /* ------------------------------------------------------------ gradcheck */
@@ -263,7 +296,7 @@ END_TEST
 START_TEST(gradcheck_convsc_eval_backward) { gradcheck_case(CONVSC_TINY, 4, 61, 0, SP_ENC_EVAL_GRAD, "convsc eval", 404); }
 END_TEST
 
-START_TEST(gradcheck_cnn) { gradcheck_case(CNN_TINY, 3, 37, 0, SP_ENC_TRAIN, "cnn", 505); }
+START_TEST(gradcheck_cnn) { gradcheck_case_amp(CNN_TINY, 3, 37, 0, SP_ENC_TRAIN, "cnn", 505, 10.0f); }
 END_TEST
 
 START_TEST(gradcheck_cnn_bn) { gradcheck_case(CNN_BN_TINY, 4, 37, 0, SP_ENC_TRAIN, "cnn+bn", 606); }
