@@ -159,15 +159,32 @@ static double case_grad(Case *c) {
 }
 
 /* Finite differences for a few coordinates of every trainable tensor of p.
- * A coordinate whose one-sided slopes (L(+eps) - L(0)) / eps and
- * (L(0) - L(-eps)) / eps disagree by more than 2 % of their sum crosses a ReLU or
- * max-pool kink inside [-eps, +eps] (a smooth loss changes its slope by
- * eps L'' only): the central difference is meaningless there, so it is
- * skipped and counted (STYLE.md 3, "skip coordinates near a kink"). The
- * skip depends on the forward pass only, never on the analytic gradient. */
-static void check_table(Case *c, SpParams *p, const char *what, double floor_abs, double l0,
-                        double *max_err, double *sum_err, int *count, int *skipped,
-                        unsigned long long seed) {
+ * Kinks: these networks are piecewise smooth (ReLU, max pool). The loss is
+ * evaluated at -eps, -eps/2, 0, +eps/2, +eps; the four slopes between
+ * neighbours agree (within 1 % of their size, plus a noise allowance) when
+ * no kink lies in [-eps, +eps], and then the central difference over +-eps
+ * must match the analytic gradient (rel err <= 2e-2, mean <= 1e-3). When a
+ * kink is there, the gradient at 0 is the slope of a kink-free side: the
+ * analytic value must match the slope over [0, eps/2] or [-eps/2, 0]
+ * (within 2e-2); if it matches neither (kinks on both sides) the coordinate
+ * is unverifiable and another one is drawn. Every tensor needs at least one
+ * verified coordinate and at most a quarter of all draws may be
+ * unverifiable. Which check applies depends on the forward pass only, never
+ * on the analytic gradient (STYLE.md 3, Tier C; "skip coordinates near a
+ * kink"). */
+typedef struct {
+    double max_err, sum_err;
+    int central, one_sided, unverified;
+} GcStats;
+
+static double rel_err_floor(double a, double n, double floor_abs) {
+    double den = fabs(a) + fabs(n);
+    if (den < floor_abs) den = floor_abs;
+    return den > 0 ? fabs(a - n) / den : 0.0;
+}
+
+static void check_table(Case *c, SpParams *p, const char *what, double floor_abs,
+                        double noise_abs, double l0, GcStats *st, unsigned long long seed) {
     const float eps = 1e-2f;
     SpRng r;
     sp_rng_stream(&r, seed, 7, 0, 0);
@@ -176,33 +193,55 @@ static void check_table(Case *c, SpParams *p, const char *what, double floor_abs
         if (t->kind != SP_TENSOR_PARAM) continue;
         float *w = sp_params_data(p, ti);
         const float *g = sp_params_grad(p, ti);
-        int ncheck = t->count < 6 ? (int)t->count : 6;
-        for (int k = 0; k < ncheck; k++) {
-            size_t i = t->count <= 6 ? (size_t)k : (size_t)sp_rng_below(&r, (int64_t)t->count);
+        const int want = t->count < 4 ? (int)t->count : 4;
+        int got = 0;
+        for (int k = 0; k < 16 && got < want; k++) {
+            /* small tensors: every coordinate once, then random ones */
+            size_t i = (t->count <= 4 && k < (int)t->count)
+                           ? (size_t)k : (size_t)sp_rng_below(&r, (int64_t)t->count);
             double a = g[i];
             ck_assert_msg(isfinite(a), "%s %s[%zu]: gradient not finite", what, t->name, i);
             float w0 = w[i];
-            w[i] = w0 + eps;
-            double lp = case_loss(c);
-            w[i] = w0 - eps;
-            double lm = case_loss(c);
-            w[i] = w0;
-            double n = (lp - lm) / (2.0 * (double)eps);
-            double sp = (lp - l0) / (double)eps, sm = (l0 - lm) / (double)eps;
-            if (fabs(sp - sm) > 0.02 * (fabs(sp) + fabs(sm)) + 1e-3 * floor_abs) {
-                (*skipped)++;
-                continue;
+            double lv[4];
+            const float d[4] = {-eps, -0.5f * eps, 0.5f * eps, eps};
+            for (int j = 0; j < 4; j++) {
+                w[i] = w0 + d[j];
+                lv[j] = case_loss(c);
             }
-            double den = fabs(a) + fabs(n);
-            if (den < floor_abs) den = floor_abs;
-            double err = den > 0 ? fabs(a - n) / den : 0.0;
-            ck_assert_msg(err <= 2e-2,
-                          "%s %s[%zu]: analytic %.7g numeric %.7g rel err %.3g (eps %g)", what,
-                          t->name, i, a, n, err, (double)eps);
-            if (err > *max_err) *max_err = err;
-            *sum_err += err;
-            (*count)++;
+            w[i] = w0;
+            double n = (lv[3] - lv[0]) / (2.0 * (double)eps);
+            const double h = 0.5 * (double)eps;
+            double sl[4] = {(lv[1] - lv[0]) / h, (l0 - lv[1]) / h, (lv[2] - l0) / h,
+                            (lv[3] - lv[2]) / h};
+            double lo = sl[0], hi = sl[0], mag = 0.0;
+            for (int j = 0; j < 4; j++) {
+                if (sl[j] < lo) lo = sl[j];
+                if (sl[j] > hi) hi = sl[j];
+                mag += fabs(sl[j]) / 4;
+            }
+            int kink = hi - lo > 0.01 * mag + noise_abs;
+            double sp = sl[2], sm = sl[1];
+            if (!kink) {
+                double err = rel_err_floor(a, n, floor_abs);
+                ck_assert_msg(err <= 2e-2,
+                              "%s %s[%zu]: analytic %.7g numeric %.7g rel err %.3g (eps %g)",
+                              what, t->name, i, a, n, err, (double)eps);
+                if (err > st->max_err) st->max_err = err;
+                st->sum_err += err;
+                st->central++;
+                got++;
+            } else {
+                double e1 = rel_err_floor(a, sp, floor_abs), e2 = rel_err_floor(a, sm, floor_abs);
+                if ((e1 < e2 ? e1 : e2) <= 2e-2) {
+                    st->one_sided++;
+                    got++;
+                } else {
+                    st->unverified++;
+                }
+            }
         }
+        ck_assert_msg(got >= 1, "%s %s: no coordinate could be verified (analytic %.7g ...)",
+                      what, t->name, (double)g[0]);
     }
 }
 
@@ -223,21 +262,23 @@ static void gradcheck_now(Case *c, const char *what, unsigned long long seed) {
         if (gh > gmax) gmax = gh;
     }
     ck_assert_msg(gmax > 0 && isfinite(gmax), "%s: gradients all zero or not finite", what);
-    double max_err = 0.0, sum_err = 0.0;
-    int count = 0, skipped = 0;
-    check_table(c, pe, what, 1e-3 * gmax, l0, &max_err, &sum_err, &count, &skipped, seed);
+    GcStats st = {0, 0, 0, 0, 0};
+    check_table(c, pe, what, 1e-3 * gmax, 1e-4 * gmax, l0, &st, seed);
     if (c->h)
-        check_table(c, encoder_proj_params(c->h), what, 1e-3 * gmax, l0, &max_err, &sum_err,
-                    &count, &skipped, seed + 1);
-    ck_assert_msg(skipped * 4 <= count + skipped,
-                  "%s: %d of %d coordinates sit on a kink (too many to trust the check)", what,
-                  skipped, count + skipped);
-    double mean = sum_err / count;
-    ck_assert_msg(mean <= 1e-3, "%s: mean relative error %.3g over %d coordinates (max %.3g, "
-                  "%d kinks skipped)", what, mean, count, max_err, skipped);
+        check_table(c, encoder_proj_params(c->h), what, 1e-3 * gmax, 1e-4 * gmax, l0, &st,
+                    seed + 1);
+    int draws = st.central + st.one_sided + st.unverified;
+    ck_assert_msg(st.unverified * 4 <= draws,
+                  "%s: %d of %d coordinates unverifiable (kinks on both sides, or wrong)", what,
+                  st.unverified, draws);
+    ck_assert_msg(st.central > 0, "%s: no kink-free coordinate", what);
+    double mean = st.sum_err / st.central;
+    ck_assert_msg(mean <= 1e-3, "%s: mean relative error %.3g over %d central differences "
+                  "(max %.3g)", what, mean, st.central, st.max_err);
     if (getenv("SPECSSL_TEST_LOG"))
-        fprintf(stderr, "%s: %d coordinates, max rel err %.3g, mean %.3g, %d kinks skipped\n",
-                what, count, max_err, mean, skipped);
+        fprintf(stderr, "%s: %d central (max rel err %.3g, mean %.3g), %d one-sided at a kink, "
+                "%d unverifiable\n", what, st.central, st.max_err, mean, st.one_sided,
+                st.unverified);
 }
 
 /* A few SGD steps on the same loss (moves the parameters off the init). */
