@@ -81,6 +81,7 @@ typedef struct {
 float *enc_take(EncArena *ar, size_t n);
 int *enc_take_int(EncArena *ar, size_t n);
 double *enc_take_double(EncArena *ar, size_t n);
+unsigned char *enc_take_u8(EncArena *ar, size_t n);
 /* Allocate ar->used bytes (aligned, zero-filled: touches every page once). */
 SpStatus enc_arena_alloc(EncArena *ar, const char *what);
 

@@ -196,19 +196,21 @@ static void convsc_init(SpEncoder *e, SpRng *rng) {
 typedef struct {
     Lens n;
     SpConv1d cv1, cv3, cvd;
-    SpBatchNorm bn1, bn3, bn4;
+    SpBatchNorm bn4;
     SpMHA mha;
     char *arena;
     /* forward, kept for backward */
     float *xin, *c1, *p1, *c3, *p3, *ap, *emb, *X, *Xt, *cache, *Att, *AX, *Z, *Y, *dc, *h;
-    int *idx1, *idx3;
-    float *m1, *r1, *m3, *r3, *m4, *r4;          /* BN saved mean / rstd (S*C) */
+    unsigned char *w1, *w3;                      /* max-pool choice (0/1) per pooled value */
+    double *mu1, *mu3;                           /* stage BN batch means (S*C), double */
+    float *r1, *r3;                              /* stage BN batch rstd (S*C) */
+    float *m4, *r4;                              /* dec BN saved mean / rstd (S) */
     float *lm1, *lr1, *lm2, *lr2;                /* LN saved mean / rstd */
-    /* scratch: pre-pool BN output in forward, its gradient in backward */
-    float *t1, *t3, *At;
-    /* backward */
-    float *dc1, *dp1, *dc3, *dp3, *dap, *demb, *dX, *dXt, *dAt, *dZ, *dY, *ddc, *dh;
+    float *At;                                   /* MHA output, token-major */
+    /* backward (c1 and c3 are overwritten by their own gradients) */
+    float *dp1, *dp3, *dap, *demb, *dX, *dXt, *dAt, *dZ, *dY, *ddc, *dh;
     double *dgam;                                /* per-sample dgamma partials (B) */
+    double *k1, *k2;                             /* stage BN backward coefficients (S*C1) */
     float *work;
 } ConvscAct;
 
@@ -221,18 +223,16 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->cv1 = conv1d_shape(B, 1, L, s->C1, 5, 2, 0);
     t->cv3 = conv1d_shape(B, s->C1, n.L2, s->C3, 5, 1, 0);
     t->cvd = conv1d_shape(B, s->C3, s->T, 1, 1, 1, 0);
-    t->bn1 = (SpBatchNorm){B, s->C1, n.L1, s->S, BN_EPS, BN_MOM};
-    t->bn3 = (SpBatchNorm){B, s->C3, n.L3, s->S, BN_EPS, BN_MOM};
     t->bn4 = (SpBatchNorm){B, 1, s->T, s->S, BN_EPS, BN_MOM};
     t->mha = (SpMHA){B, s->T, s->C3, s->H};
 
     t->xin = enc_take(ar, (size_t)B * L);
     t->c1 = enc_take(ar, BC1L1);
     t->p1 = enc_take(ar, BC1L2);
-    t->idx1 = enc_take_int(ar, BC1L2);
+    t->w1 = enc_take_u8(ar, BC1L2);
     t->c3 = enc_take(ar, BC3L3);
     t->p3 = enc_take(ar, BC3L4);
-    t->idx3 = enc_take_int(ar, BC3L4);
+    t->w3 = enc_take_u8(ar, BC3L4);
     t->ap = enc_take(ar, (size_t)B * s->C3 * s->NB);
     t->emb = enc_take(ar, BCT);
     t->X = enc_take(ar, BCT);
@@ -244,9 +244,9 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->Y = enc_take(ar, BCT);
     t->dc = enc_take(ar, BT);
     t->h = enc_take(ar, BT);
-    t->m1 = enc_take(ar, (size_t)s->S * s->C1);
+    t->mu1 = enc_take_double(ar, (size_t)s->S * s->C1);
     t->r1 = enc_take(ar, (size_t)s->S * s->C1);
-    t->m3 = enc_take(ar, (size_t)s->S * s->C3);
+    t->mu3 = enc_take_double(ar, (size_t)s->S * s->C3);
     t->r3 = enc_take(ar, (size_t)s->S * s->C3);
     t->m4 = enc_take(ar, (size_t)s->S);
     t->r4 = enc_take(ar, (size_t)s->S);
@@ -254,12 +254,8 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->lr1 = enc_take(ar, (size_t)B * s->C3);
     t->lm2 = enc_take(ar, (size_t)B * s->C3);
     t->lr2 = enc_take(ar, (size_t)B * s->C3);
-    t->t1 = enc_take(ar, BC1L1);
-    t->t3 = enc_take(ar, BC3L3);
     t->At = enc_take(ar, BCT);
-    t->dc1 = enc_take(ar, BC1L1);
     t->dp1 = enc_take(ar, BC1L2);
-    t->dc3 = enc_take(ar, BC3L3);
     t->dp3 = enc_take(ar, BC3L4);
     t->dap = enc_take(ar, (size_t)B * s->C3 * s->NB);
     t->demb = enc_take(ar, BCT);
@@ -271,14 +267,15 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->ddc = enc_take(ar, BT);
     t->dh = enc_take(ar, BT);
     t->dgam = enc_take_double(ar, (size_t)B);
+    size_t sc = (size_t)s->S * (s->C1 > s->C3 ? s->C1 : s->C3);
+    t->k1 = enc_take_double(ar, sc);
+    t->k2 = enc_take_double(ar, sc);
 
     size_t w = conv1d_work_floats(&t->cv1);
     size_t v;
 #define MAXW(x) v = (x); if (v > w) w = v
     MAXW(conv1d_work_floats(&t->cv3));
     MAXW(conv1d_work_floats(&t->cvd));
-    MAXW(batchnorm_work_floats(&t->bn1));
-    MAXW(batchnorm_work_floats(&t->bn3));
     MAXW(batchnorm_work_floats(&t->bn4));
     MAXW(linear_work_floats(B * s->C3, s->NB, s->T));
     MAXW(layernorm_work_floats(B * s->C3, s->T));
@@ -314,8 +311,163 @@ static void convsc_act_free(SpEncAct *a) {
 /* Shapes for the current batch size B (contexts are sized for maxB). */
 static void set_batch(ConvscAct *t, int B) {
     t->cv1.B = t->cv3.B = t->cvd.B = B;
-    t->bn1.N = t->bn3.N = t->bn4.N = B;
+    t->bn4.N = B;
     t->mha.B = B;
+}
+
+/* ------------------------------------------------------------ conv stages */
+/* conv output c (B, C, Lc) -> split BN (train: batch statistics; eval:
+ * running statistics) -> max pool 2 -> ReLU -> p (B, C, Lp = Lc / 2), with
+ * the pool choice w (0/1) per pooled value. Fused so that no normalised
+ * pre-pool map is stored: the backward recomputes what it needs from c and
+ * writes the gradient w.r.t. c over c itself. The normalisation is the same
+ * float expression as core's batchnorm (((x - mu_hi) - mu_lo) * rstd gamma +
+ * beta; statistics two-pass in double, running statistics as sp_layers.h).
+ * ReLU after the pool equals PyTorch's pool after ReLU (see the top). */
+typedef struct {
+    int B, C, Lc, S;
+} Stage;
+
+static void stage_pool_row(float *p, unsigned char *w, const float *x, int Lp, float mh, float ml,
+                           float a, float b) {
+    for (int t = 0; t < Lp; t++) {
+        float u = ((x[2 * t] - mh) - ml) * a + b, v = ((x[2 * t + 1] - mh) - ml) * a + b;
+        int second = v > u || v != v;   /* first maximum on ties; NaN wins */
+        float m = second ? v : u;
+        p[t] = m < 0.0f ? 0.0f : m;     /* ReLU (NaN passes) */
+        w[t] = (unsigned char)second;
+    }
+}
+
+static void stage_forward(const Stage *g, float *p, unsigned char *w, double *mu, float *rstd,
+                          const float *c, const float *gamma, const float *beta, float *rm,
+                          float *rv, int train) {
+    const int B = g->B, C = g->C, Lc = g->Lc, S = g->S, Lp = Lc / 2, per = B / S;
+    if (train) {
+        const double m = (double)per * Lc, bessel = m > 1 ? m / (m - 1) : 1.0;
+#pragma omp parallel for schedule(static)
+        for (int ch = 0; ch < C; ch++) {
+            double am = 0.0, av = 0.0;
+            for (int sp = 0; sp < S; sp++) {
+                double acc = 0.0;
+                for (int j = 0; j < per; j++) {
+                    const float *x = c + ((size_t)(j * S + sp) * C + ch) * Lc;
+                    double a8[8] = {0};
+                    int l = 0;
+                    for (; l + 8 <= Lc; l += 8)
+                        for (int k = 0; k < 8; k++) a8[k] += (double)x[l + k];
+                    for (; l < Lc; l++) a8[0] += (double)x[l];
+                    for (int k = 0; k < 8; k++) acc += a8[k];
+                }
+                double mean = acc / m;
+                acc = 0.0;
+                for (int j = 0; j < per; j++) {
+                    const float *x = c + ((size_t)(j * S + sp) * C + ch) * Lc;
+                    double a8[8] = {0};
+                    int l = 0;
+                    for (; l + 8 <= Lc; l += 8)
+                        for (int k = 0; k < 8; k++) {
+                            double d = (double)x[l + k] - mean;
+                            a8[k] += d * d;
+                        }
+                    for (; l < Lc; l++) {
+                        double d = (double)x[l] - mean;
+                        a8[0] += d * d;
+                    }
+                    for (int k = 0; k < 8; k++) acc += a8[k];
+                }
+                double var = acc / m;
+                mu[sp * C + ch] = mean;
+                rstd[sp * C + ch] = (float)(1.0 / sqrt(var + (double)BN_EPS));
+                am += (1.0 - (double)BN_MOM) * (double)rm[ch] + (double)BN_MOM * mean;
+                av += (1.0 - (double)BN_MOM) * (double)rv[ch] + (double)BN_MOM * var * bessel;
+            }
+            rm[ch] = (float)(am / S);
+            rv[ch] = (float)(av / S);
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++) {
+            const size_t r = (size_t)b * C + ch;
+            float mh, ml, a;
+            if (train) {
+                const int q = (b % S) * C + ch;
+                mh = (float)mu[q];
+                ml = (float)(mu[q] - (double)mh);
+                a = rstd[q] * gamma[ch];
+            } else {
+                mh = rm[ch];
+                ml = 0.0f;
+                a = (float)((double)gamma[ch] / sqrt((double)rv[ch] + (double)BN_EPS));
+            }
+            stage_pool_row(p + r * Lp, w + r * Lp, c + r * Lc, Lp, mh, ml, a, beta[ch]);
+        }
+}
+
+/* dp (B, C, Lp): gradient w.r.t. p, already masked by the ReLU. Overwrites
+ * c with the gradient w.r.t. c; adds into dgamma, dbeta. train: the batch
+ * statistics transform; else the running-statistics one. */
+static void stage_backward(const Stage *g, float *c, const float *dp, const unsigned char *w,
+                           const double *mu, const float *rstd, const float *gamma,
+                           const float *rm, const float *rv, float *dgamma, float *dbeta,
+                           double *k1, double *k2, int train) {
+    const int B = g->B, C = g->C, Lc = g->Lc, S = g->S, Lp = Lc / 2, per = B / S;
+    const double m = (double)per * Lc;
+    /* per (split, channel): sum of dy and of dy (x - mu), dy sparse (pool picks) */
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < C; ch++) {
+        double tg = 0.0, tgx = 0.0;
+        const int nsp = train ? S : 1;
+        for (int sp = 0; sp < nsp; sp++) {
+            const double mean = train ? mu[sp * C + ch] : (double)rm[ch];
+            double sg = 0.0, sgx = 0.0;
+            for (int j = 0; j < (train ? per : B); j++) {
+                const int b = train ? j * S + sp : j;
+                const size_t r = (size_t)b * C + ch;
+                const float *x = c + r * Lc, *d = dp + r * Lp;
+                const unsigned char *wr = w + r * Lp;
+                for (int t = 0; t < Lp; t++) {
+                    double dy = d[t];
+                    sg += dy;
+                    sgx += dy * ((double)x[2 * t + wr[t]] - mean);
+                }
+            }
+            double r_ = train ? (double)rstd[sp * C + ch]
+                              : 1.0 / sqrt((double)rv[ch] + (double)BN_EPS);
+            sgx *= r_;   /* sum dy * xhat */
+            if (train) {
+                k1[sp * C + ch] = sg / m;
+                k2[sp * C + ch] = sgx / m;
+            }
+            tg += sg;
+            tgx += sgx;
+        }
+        dbeta[ch] += (float)tg;
+        dgamma[ch] += (float)tgx;
+    }
+    /* dx = a (dy - k1 - (x - mu) rstd k2), a = rstd gamma (train);
+     * dx = dy gamma / sqrt(rv + eps) (eval). In place over c. */
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++) {
+            const size_t r = (size_t)b * C + ch;
+            float *x = c + r * Lc;
+            const float *d = dp + r * Lp;
+            const unsigned char *wr = w + r * Lp;
+            if (train) {
+                const int q = (b % S) * C + ch;
+                const float rs = rstd[q], a = rs * gamma[ch];
+                const float mh = (float)mu[q], ml = (float)(mu[q] - (double)mh);
+                const float f1 = (float)k1[q], f2 = rs * (float)k2[q];
+                for (int l = 0; l < Lc; l++) x[l] = a * (-f1 - ((x[l] - mh) - ml) * f2);
+                for (int t = 0; t < Lp; t++) x[2 * t + wr[t]] += a * d[t];
+            } else {
+                const float a = (float)((double)gamma[ch] / sqrt((double)rv[ch] + (double)BN_EPS));
+                for (int l = 0; l < Lc; l++) x[l] = 0.0f;
+                for (int t = 0; t < Lp; t++) x[2 * t + wr[t]] = a * d[t];
+            }
+        }
 }
 
 /* CAM + fusion, one sample. X, As (C, T); Att (C, C); AX, Z (C, T).
@@ -410,25 +562,14 @@ static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int
     /* conv1 -> BN -> pool -> ReLU (x is kept: conv1's weight gradient needs it) */
     memcpy(t->xin, x, (size_t)B * a->L * sizeof(float));
     conv1d_forward(t->c1, t->xin, D(T_C1W), D(T_C1B), &t->cv1, t->work);
-    if (train)
-        batchnorm_forward_train(t->t1, t->m1, t->r1, t->c1, D(T_BN1W), D(T_BN1B), D(T_BN1RM),
-                                D(T_BN1RV), &t->bn1);
-    else
-        batchnorm_forward_eval(t->t1, t->c1, D(T_BN1W), D(T_BN1B), D(T_BN1RM), D(T_BN1RV),
-                               &t->bn1);
-    maxpool1d_forward(t->p1, t->idx1, t->t1, B * C1, n.L1, 2);
-    enc_relu_inplace(t->p1, B, (size_t)C1 * n.L2);
+    const Stage g1 = {B, C1, n.L1, s->S}, g3 = {B, C3, n.L3, s->S};
+    stage_forward(&g1, t->p1, t->w1, t->mu1, t->r1, t->c1, D(T_BN1W), D(T_BN1B), D(T_BN1RM),
+                  D(T_BN1RV), train);
 
     /* conv3 -> BN -> pool -> ReLU */
     conv1d_forward(t->c3, t->p1, D(T_C3W), D(T_C3B), &t->cv3, t->work);
-    if (train)
-        batchnorm_forward_train(t->t3, t->m3, t->r3, t->c3, D(T_BN3W), D(T_BN3B), D(T_BN3RM),
-                                D(T_BN3RV), &t->bn3);
-    else
-        batchnorm_forward_eval(t->t3, t->c3, D(T_BN3W), D(T_BN3B), D(T_BN3RM), D(T_BN3RV),
-                               &t->bn3);
-    maxpool1d_forward(t->p3, t->idx3, t->t3, B * C3, n.L3, 2);
-    enc_relu_inplace(t->p3, B, (size_t)C3 * n.L4);
+    stage_forward(&g3, t->p3, t->w3, t->mu3, t->r3, t->c3, D(T_BN3W), D(T_BN3B), D(T_BN3RM),
+                  D(T_BN3RV), train);
 
     /* adaptive pool -> embedding Linear -> LN: X (B*C3, T) */
     adaptive_avgpool1d_forward(t->ap, t->p3, B * C3, n.L4, s->NB);
@@ -526,32 +667,19 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
     enc_zero(t->dp3, B, (size_t)C3 * n.L4);
     adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->NB);
 
-    /* ReLU -> pool -> BN -> conv3 */
+    /* ReLU -> pool -> BN -> conv3 (c3 becomes its gradient) */
+    const Stage g1 = {B, C1, n.L1, s->S}, g3 = {B, C3, n.L3, s->S};
     enc_relu_mask(t->dp3, t->p3, B, (size_t)C3 * n.L4);
-    enc_zero(t->t3, B, (size_t)C3 * n.L3);
-    maxpool1d_backward(t->t3, t->dp3, t->idx3, B * C3, n.L3, 2);
-    enc_zero(t->dc3, B, (size_t)C3 * n.L3);
-    if (train)
-        batchnorm_backward(t->dc3, G(T_BN3W), G(T_BN3B), t->t3, t->c3, t->m3, t->r3, D(T_BN3W),
-                           &t->bn3, t->work);
-    else
-        batchnorm_backward_eval(t->dc3, G(T_BN3W), G(T_BN3B), t->t3, t->c3, D(T_BN3W),
-                                D(T_BN3RM), D(T_BN3RV), &t->bn3, t->work);
+    stage_backward(&g3, t->c3, t->dp3, t->w3, t->mu3, t->r3, D(T_BN3W), D(T_BN3RM), D(T_BN3RV),
+                   G(T_BN3W), G(T_BN3B), t->k1, t->k2, train);
     enc_zero(t->dp1, B, (size_t)C1 * n.L2);
-    conv1d_backward(t->dp1, G(T_C3W), G(T_C3B), t->dc3, t->p1, D(T_C3W), &t->cv3, t->work);
+    conv1d_backward(t->dp1, G(T_C3W), G(T_C3B), t->c3, t->p1, D(T_C3W), &t->cv3, t->work);
 
-    /* ReLU -> pool -> BN -> conv1 (no input gradient) */
+    /* ReLU -> pool -> BN -> conv1 (no input gradient; c1 becomes its gradient) */
     enc_relu_mask(t->dp1, t->p1, B, (size_t)C1 * n.L2);
-    enc_zero(t->t1, B, (size_t)C1 * n.L1);
-    maxpool1d_backward(t->t1, t->dp1, t->idx1, B * C1, n.L1, 2);
-    enc_zero(t->dc1, B, (size_t)C1 * n.L1);
-    if (train)
-        batchnorm_backward(t->dc1, G(T_BN1W), G(T_BN1B), t->t1, t->c1, t->m1, t->r1, D(T_BN1W),
-                           &t->bn1, t->work);
-    else
-        batchnorm_backward_eval(t->dc1, G(T_BN1W), G(T_BN1B), t->t1, t->c1, D(T_BN1W),
-                                D(T_BN1RM), D(T_BN1RV), &t->bn1, t->work);
-    conv1d_backward(NULL, G(T_C1W), G(T_C1B), t->dc1, t->xin, D(T_C1W), &t->cv1, t->work);
+    stage_backward(&g1, t->c1, t->dp1, t->w1, t->mu1, t->r1, D(T_BN1W), D(T_BN1RM), D(T_BN1RV),
+                   G(T_BN1W), G(T_BN1B), t->k1, t->k2, train);
+    conv1d_backward(NULL, G(T_C1W), G(T_C1B), t->c1, t->xin, D(T_C1W), &t->cv1, t->work);
 #undef D
 #undef G
 }

@@ -80,6 +80,12 @@ double *enc_take_double(EncArena *ar, size_t n) {
     return ar->base ? (double *)(void *)(ar->base + off) : NULL;
 }
 
+unsigned char *enc_take_u8(EncArena *ar, size_t n) {
+    size_t off = ar->used;
+    ar->used += round64(n);
+    return ar->base ? (unsigned char *)(ar->base + off) : NULL;
+}
+
 SpStatus enc_arena_alloc(EncArena *ar, const char *what) {
     size_t bytes = ar->used ? ar->used : 64;
     ar->base = sp_aligned_alloc(bytes, what);

@@ -217,7 +217,7 @@ START_TEST(flat_reader_and_invariants) {
     SpTorchFlat t;
     read_flat(&t, BIN, MAN);
     ck_assert_uint_eq(t.total, 399328);
-    ck_assert_int_eq(t.n, 68);
+    ck_assert_int_eq(t.n, 94);
     const SpTorchTensor *q = encoder_torch_find(&t, "queue");
     ck_assert_ptr_nonnull(q);
     ck_assert_int_eq(q->ndim, 2);

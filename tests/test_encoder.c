@@ -43,7 +43,11 @@ static SpConfig *make_cfg(const char *const *sets) {
 static const char *const CONVSC_TINY[] = {
     "encoder.arch=convsc", "encoder.convsc.conv1_channels=4", "encoder.convsc.conv3_channels=4",
     "encoder.convsc.bins=12", "encoder.convsc.embed_dim=8", "encoder.convsc.heads=2",
-    "encoder.convsc.bn_splits=2", NULL};
+    "encoder.convsc.bn_splits=2",
+    /* BN weights 1 instead of the reference N(0, 0.05^2): with tiny BN scales
+     * every ReLU input sits near zero (kinks everywhere) and the eval-mode
+     * feature of a fresh encoder can be all zero. */
+    "encoder.convsc.bn_gamma_init=one", NULL};
 static const char *const CNN_TINY[] = {
     "encoder.arch=cnn", "encoder.cnn.channels=[3, 5, 4]", "encoder.cnn.kernels=[5, 3, 3]",
     "encoder.cnn.strides=[1, 2, 1]", "encoder.cnn.padding=[2, 1, 0]", "encoder.cnn.pool=[2, 0, 2]",
@@ -165,9 +169,10 @@ static double case_grad(Case *c) {
  * no kink lies in [-eps, +eps], and then the central difference over +-eps
  * must match the analytic gradient (rel err <= 2e-2, mean <= 1e-3). When a
  * kink is there, the gradient at 0 is the slope of a kink-free side: the
- * analytic value must match the slope over [0, eps/2] or [-eps/2, 0]
- * (within 2e-2); if it matches neither (kinks on both sides) the coordinate
- * is unverifiable and another one is drawn. Every tensor needs at least one
+ * analytic value must match the one-sided slope over [0, h] or [-h, 0]
+ * (within 2e-2) for h = eps/2, eps/4, eps/8 or eps/16 (the steps actually
+ * taken in float); if it matches none (kinks on both sides, closer than
+ * eps/16) the coordinate is unverifiable and another one is drawn. Every tensor needs at least one
  * verified coordinate and at most a quarter of all draws may be
  * unverifiable. Which check applies depends on the forward pass only, never
  * on the analytic gradient (STYLE.md 3, Tier C; "skip coordinates near a
@@ -193,11 +198,11 @@ static void check_table(Case *c, SpParams *p, const char *what, double floor_abs
         if (t->kind != SP_TENSOR_PARAM) continue;
         float *w = sp_params_data(p, ti);
         const float *g = sp_params_grad(p, ti);
-        const int want = t->count < 4 ? (int)t->count : 4;
+        const int want = t->count < 6 ? (int)t->count : 6;
         int got = 0;
-        for (int k = 0; k < 16 && got < want; k++) {
+        for (int k = 0; k < 24 && got < want; k++) {
             /* small tensors: every coordinate once, then random ones */
-            size_t i = (t->count <= 4 && k < (int)t->count)
+            size_t i = (t->count <= 6 && k < (int)t->count)
                            ? (size_t)k : (size_t)sp_rng_below(&r, (int64_t)t->count);
             double a = g[i];
             ck_assert_msg(isfinite(a), "%s %s[%zu]: gradient not finite", what, t->name, i);
@@ -231,8 +236,26 @@ static void check_table(Case *c, SpParams *p, const char *what, double floor_abs
                 st->central++;
                 got++;
             } else {
-                double e1 = rel_err_floor(a, sp, floor_abs), e2 = rel_err_floor(a, sm, floor_abs);
-                if ((e1 < e2 ? e1 : e2) <= 2e-2) {
+                /* one-sided slopes over shrinking steps eps/2 .. eps/16 */
+                int ok = 0;
+                double hs = h;
+                for (int q = 0; q < 4 && !ok; q++, hs *= 0.5) {
+                    double lp = lv[2], lm = lv[1];
+                    if (q > 0) {
+                        w[i] = w0 + (float)hs;
+                        lp = case_loss(c);
+                        w[i] = w0 - (float)hs;
+                        lm = case_loss(c);
+                        w[i] = w0;
+                    }
+                    double hp = (double)(float)(w0 + (float)hs) - (double)w0;
+                    double hm = (double)w0 - (double)(float)(w0 - (float)hs);
+                    sp = (lp - l0) / hp;
+                    sm = (l0 - lm) / hm;
+                    double e1 = rel_err_floor(a, sp, floor_abs), e2 = rel_err_floor(a, sm, floor_abs);
+                    ok = (e1 < e2 ? e1 : e2) <= 2e-2;
+                }
+                if (ok) {
                     st->one_sided++;
                     got++;
                 } else {
@@ -303,7 +326,7 @@ static void gradcheck_case_amp(const char *const *sets, int B, int L, int with_h
     char name[128];
     snprintf(name, sizeof name, "%s at init", what);
     gradcheck_now(&c, name, seed);
-    sgd_steps(&c, 3, 0.02f);
+    sgd_steps(&c, 3, 0.005f);
     snprintf(name, sizeof name, "%s after 3 SGD steps", what);
     gradcheck_now(&c, name, seed + 10);
     case_free(&c);
