@@ -54,7 +54,8 @@ static void bench(const char *name, const char *const *sets, int L, int B, int t
     SpEncoder *e = NULL;
     SpEncAct *a = NULL;
     if (encoder_create(&e, cfg, &rng) != SP_OK) die("encoder");
-    if (encoder_act_create(&a, e, B, L) != SP_OK) die("context");
+    if ((train ? encoder_act_create(&a, e, B, L) : encoder_act_create_infer(&a, e, B, L)) != SP_OK)
+        die("context");
     const int D = encoder_feature_dim(e);
     float *x = malloc(sizeof(float) * (size_t)B * L);
     float *f = malloc(sizeof(float) * (size_t)B * D);

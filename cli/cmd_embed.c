@@ -76,7 +76,7 @@ static SpStatus run(const char *ckpt, const char *data, const char *out, int pro
     SP_TRY_GOTO(rc, loader_create(&ld, ds, NULL, 0, batch, 0, 0, 0, have_norm ? &nm : NULL),
                 done);
     SP_TRY_GOTO(rc, loader_start_epoch(ld, 0), done);
-    SP_TRY_GOTO(rc, encoder_act_create(&act, enc, batch, ds->L), done);
+    SP_TRY_GOTO(rc, encoder_act_create_infer(&act, enc, batch, ds->L), done);
     if (projection) SP_TRY_GOTO(rc, encoder_proj_act_create(&pact, proj, batch), done);
     feat = sp_aligned_alloc((size_t)batch * D * sizeof(float), "features");
     z = sp_aligned_alloc((size_t)batch * Dout * sizeof(float), "projections");

@@ -36,6 +36,7 @@ struct SpEncAct {
     size_t n_param;       /* layout fingerprint of the encoder it was built for */
     int maxB, L;
     int nthreads;         /* OpenMP threads the scratch was sized for */
+    int infer;            /* inference-only context: SP_ENC_EVAL forwards only */
     int B, mode;          /* of the last forward; B = 0: no forward yet */
     size_t bytes;
     void *impl;           /* arch activations, owned */
@@ -52,7 +53,9 @@ struct SpEncArch {
     void (*init)(SpEncoder *e, SpRng *rng);
     /* Lengths survive the network? (L -> 1/0); used for min_length / checks. */
     int (*length_ok)(const SpEncoder *e, int L);
-    SpStatus (*act_create)(SpEncAct *a, const SpEncoder *e);   /* a->maxB, a->L set */
+    /* a->maxB, a->L, a->nthreads, a->infer set. infer: only what an
+     * SP_ENC_EVAL forward needs (no backward or training buffers). */
+    SpStatus (*act_create)(SpEncAct *a, const SpEncoder *e);
     void (*act_free)(SpEncAct *a);
     /* mode: SP_ENC_TRAIN (batch statistics), SP_ENC_EVAL (inference only) or
      * SP_ENC_EVAL_GRAD (running statistics, keep activations for backward).
@@ -132,7 +135,8 @@ typedef struct {
     float *dconv;         /* (B,O,Lo) scratch for the BN backward (BN only) */
 } EncConvAct;
 
-void enc_conv_layout(EncConvAct *a, EncArena *ar, const EncConvSpec *c, int B, int L);
+/* grad = 0: no backward scratch (inference-only contexts). */
+void enc_conv_layout(EncConvAct *a, EncArena *ar, const EncConvSpec *c, int B, int L, int grad);
 size_t enc_conv_work_floats(const EncConvAct *a);
 void enc_conv_forward(const EncConvSpec *c, EncConvAct *a, const SpParams *p, const float *in,
                       int B, int train, float *work);

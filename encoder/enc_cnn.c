@@ -152,35 +152,43 @@ typedef struct {
     float *dout[CNN_MAX_LAYERS];      /* gradient w.r.t. out[i] */
     float *dpre[CNN_MAX_LAYERS];      /* gradient w.r.t. the pre-pool map */
     float *work;
-    /* Eval-mode fused path (one sample at a time per thread, cache resident):
-     * per-thread scratch of ev_per floats: two padded activation buffers,
-     * an im2col matrix and a conv output; per-layer affine (bias or folded BN). */
-    int nthreads;
-    size_t ev_per, ev_buf, ev_cols;
+    /* Eval-mode fused path (one sample at a time per thread, cache resident,
+     * channel-last (position, channel) maps): per-thread scratch of ev_per
+     * floats: two zero-padded activation buffers and a conv output; per
+     * layer the weights reordered to (K, C, O) and the affine (conv bias, or
+     * BN with running statistics folded in). */
+    int nthreads, infer;
+    size_t ev_per, ev_buf, ev_conv;
     float *ev;
+    float *ev_w[CNN_MAX_LAYERS];
     float *ev_scale[CNN_MAX_LAYERS], *ev_shift[CNN_MAX_LAYERS];
 } CnnAct;
 
 static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
     t->n = s->n;
     t->L = L;
-    t->xin = enc_take(ar, (size_t)B * L);
-    t->lnm = enc_take(ar, (size_t)B);
-    t->lnr = enc_take(ar, (size_t)B);
-    size_t w = s->ln_input ? layernorm_work_floats(B, L) : 0;
+    /* Layer-by-layer path (training, SP_ENC_EVAL_GRAD): not in inference-only
+     * contexts, which run the fused path only. */
+    const int Bl = t->infer ? 0 : B;
+    t->xin = enc_take(ar, (size_t)Bl * L);
+    t->lnm = enc_take(ar, (size_t)Bl);
+    t->lnr = enc_take(ar, (size_t)Bl);
+    size_t w = s->ln_input && !t->infer ? layernorm_work_floats(B, L) : 0;
     int Li = L;
     for (int i = 0; i < s->n; i++) {
         const EncConvSpec *c = &s->cv[i];
         EncConvAct *u = &t->cu[i];
         t->Lin[i] = Li;
-        enc_conv_layout(u, ar, c, B, Li);
+        enc_conv_layout(u, ar, c, Bl, Li, 1);
+        u->cv.B = B;
+        u->bn.N = B;
         t->Lc[i] = u->Lo;
         t->Lout[i] = u->Lo / s->pool[i];
-        size_t no = (size_t)B * c->O * t->Lout[i];
+        size_t no = (size_t)Bl * c->O * t->Lout[i];
         if (s->pool[i] > 1) {
             t->pooled[i] = enc_take(ar, no);
             t->idx[i] = enc_take_int(ar, no);
-            t->dpre[i] = enc_take(ar, (size_t)B * c->O * u->Lo);
+            t->dpre[i] = enc_take(ar, (size_t)Bl * c->O * u->Lo);
             t->out[i] = t->pooled[i];
         } else {
             t->pooled[i] = NULL;
@@ -189,28 +197,27 @@ static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
             t->out[i] = u->out;
         }
         t->dout[i] = enc_take(ar, no);
-        size_t v = enc_conv_work_floats(u);
+        size_t v = t->infer ? 0 : enc_conv_work_floats(u);
         if (v > w) w = v;
         Li = t->Lout[i];
     }
     t->work = enc_take(ar, w);
 
     /* fused eval path */
-    size_t buf = (size_t)L + 2 * (size_t)s->cv[0].pad, cols = 0, conv = 0;
+    size_t buf = (size_t)L + 2 * (size_t)s->cv[0].pad, conv = 0;
     for (int i = 0; i < s->n; i++) {
         const EncConvSpec *c = &s->cv[i];
         size_t in = (size_t)c->C * (t->Lin[i] + 2 * (size_t)c->pad);
-        size_t ck = c->C > 1 ? (size_t)c->C * c->K * t->Lc[i] : 0;
         size_t co = (size_t)c->O * t->Lc[i];
         if (in > buf) buf = in;
-        if (ck > cols) cols = ck;
         if (co > conv) conv = co;
+        t->ev_w[i] = enc_take(ar, (size_t)c->K * c->C * c->O);
         t->ev_scale[i] = enc_take(ar, (size_t)c->O);
         t->ev_shift[i] = enc_take(ar, (size_t)c->O);
     }
     t->ev_buf = (buf + 15) & ~(size_t)15;
-    t->ev_cols = (cols + 15) & ~(size_t)15;
-    t->ev_per = 2 * t->ev_buf + t->ev_cols + ((conv + 15) & ~(size_t)15);
+    t->ev_conv = (conv + 15) & ~(size_t)15;
+    t->ev_per = 2 * t->ev_buf + t->ev_conv;
     t->ev = enc_take(ar, t->ev_per * (size_t)t->nthreads);
 }
 
@@ -220,6 +227,7 @@ static SpStatus cnn_act_create(SpEncAct *a, const SpEncoder *e) {
     if (!t) return SP_ENOMEM;
     EncArena ar = {NULL, 0};
     t->nthreads = a->nthreads;
+    t->infer = a->infer;
     cnn_layout(t, &ar, s, a->maxB, a->L);
     a->bytes = ar.used;
     if (enc_arena_alloc(&ar, "cnn activations") != SP_OK) {
@@ -242,11 +250,20 @@ static void cnn_act_free(SpEncAct *a) {
 /* ------------------------------------------------------------ fused eval */
 /* Per layer: y = pool(relu(scale * conv + shift)) with scale/shift the conv
  * bias or the BN (running statistics) folded into it. One sample at a time
- * per thread keeps every activation in L2; nothing is stored for backward. */
-static void ev_affine(const Cnn *s, CnnAct *t, const SpParams *p) {
+ * per thread keeps every activation in L2; nothing is stored for backward.
+ * Maps are channel-last (position t, channel c) with `pad` zero rows above
+ * and below, so a convolution is a sum over the K taps of plain GEMMs:
+ *   out (Lc, O) = sum_k X[k + t*stride, :] (Lc, C; lda = stride*C) . W_k (C, O)
+ * with no im2col copy. */
+static void ev_prepare(const Cnn *s, CnnAct *t, const SpParams *p) {
     for (int i = 0; i < s->n; i++) {
         const EncConvSpec *c = &s->cv[i];
-        const float *b = sp_params_data(p, c->ib);
+        const float *w = sp_params_data(p, c->iw), *b = sp_params_data(p, c->ib);
+        float *wk = t->ev_w[i];   /* (K, C, O) */
+        for (int o = 0; o < c->O; o++)
+            for (int ci = 0; ci < c->C; ci++)
+                for (int k = 0; k < c->K; k++)
+                    wk[((size_t)k * c->C + ci) * c->O + o] = w[((size_t)o * c->C + ci) * c->K + k];
         for (int o = 0; o < c->O; o++) {
             if (c->bn) {
                 const float *g = sp_params_data(p, c->ig), *be = sp_params_data(p, c->ibeta);
@@ -262,108 +279,78 @@ static void ev_affine(const Cnn *s, CnnAct *t, const SpParams *p) {
     }
 }
 
-/* Direct convolution for one input channel: xp is the padded input row
- * (length >= (Lc-1)*st + K), w (O, K), conv (O, Lc). */
-static void ev_conv_c1(float *conv, const float *xp, const float *w, int O, int K, int st,
+/* One input channel: xp (padded, length >= (Lc-1)*st + K), wk (K, O), conv (Lc, O). */
+static void ev_conv_c1(float *conv, const float *xp, const float *wk, int O, int K, int st,
                        int Lc) {
-    for (int o = 0; o < O; o++) {
-        float *y = conv + (size_t)o * Lc;
-        const float *wo = w + (size_t)o * K;
-        if (st == 1) {
-            for (int t = 0; t < Lc; t++) y[t] = wo[0] * xp[t];
-            for (int k = 1; k < K; k++) {
-                const float wk = wo[k];
-                const float *xk = xp + k;
-                for (int t = 0; t < Lc; t++) y[t] += wk * xk[t];
-            }
-        } else {
-            for (int t = 0; t < Lc; t++) {
-                float acc = 0.0f;
-                for (int k = 0; k < K; k++) acc += wo[k] * xp[(size_t)t * st + k];
-                y[t] = acc;
-            }
+    for (int t = 0; t < Lc; t++) {
+        float *y = conv + (size_t)t * O;
+        const float *x = xp + (size_t)t * st;
+        const float x0 = x[0];
+        for (int o = 0; o < O; o++) y[o] = x0 * wk[o];
+        for (int k = 1; k < K; k++) {
+            const float xk = x[k];
+            const float *w = wk + (size_t)k * O;
+            for (int o = 0; o < O; o++) y[o] += xk * w[o];
         }
     }
 }
 
-/* im2col from padded rows: cols (C*K, Lc), row (c,k)[t] = xp[c][t*st + k]. */
-static void ev_im2col(float *cols, const float *xp, int C, int Lp, int K, int st, int Lc) {
-    for (int c = 0; c < C; c++) {
-        const float *x = xp + (size_t)c * Lp;
-        for (int k = 0; k < K; k++) {
-            float *row = cols + ((size_t)c * K + k) * Lc;
-            if (st == 1) {
-                memcpy(row, x + k, (size_t)Lc * sizeof(float));
-            } else {
-                for (int t = 0; t < Lc; t++) row[t] = x[(size_t)t * st + k];
-            }
-        }
-    }
-}
-
-/* Affine + max pool (window P) + ReLU of conv (O, Lc) into out rows of stride
- * ostride at offset opad (zero padding written around). P = 1: no pool. */
-static void ev_post(float *out, int ostride, int opad, const float *conv, const float *scale,
+/* Affine + max pool (window P over positions) + ReLU of conv (Lc, O) into
+ * out (rows of O, opad zero rows above and below). P = 1: no pool. */
+static void ev_post(float *out, int opad, const float *conv, const float *scale,
                     const float *shift, int O, int Lc, int P) {
     const int Lo = Lc / P;
-    for (int o = 0; o < O; o++) {
-        const float a = scale[o], b = shift[o];
-        const float *x = conv + (size_t)o * Lc;
-        float *y = out + (size_t)o * ostride;
-        for (int j = 0; j < opad; j++) y[j] = y[opad + Lo + j] = 0.0f;
-        y += opad;
-        if (P == 1) {
-            for (int t = 0; t < Lo; t++) {
-                float v = a * x[t] + b;
-                y[t] = v < 0.0f ? 0.0f : v;
-            }
-        } else if (P == 2) {
-            for (int t = 0; t < Lo; t++) {
-                float u = a * x[2 * t] + b, v = a * x[2 * t + 1] + b;
-                float m = (v > u || v != v) ? v : u;   /* first max; NaN wins */
-                y[t] = m < 0.0f ? 0.0f : m;
-            }
-        } else {
-            for (int t = 0; t < Lo; t++) {
-                float m = a * x[(size_t)t * P] + b;
-                for (int j = 1; j < P; j++) {
-                    float v = a * x[(size_t)t * P + j] + b;
-                    if (v > m || v != v) m = v;
-                }
-                y[t] = m < 0.0f ? 0.0f : m;
+    memset(out, 0, sizeof(float) * (size_t)opad * O);
+    memset(out + (size_t)(opad + Lo) * O, 0, sizeof(float) * (size_t)opad * O);
+    float *y0 = out + (size_t)opad * O;
+    for (int t = 0; t < Lo; t++) {
+        float *y = y0 + (size_t)t * O;
+        const float *x = conv + (size_t)t * P * O;
+        for (int o = 0; o < O; o++) y[o] = scale[o] * x[o] + shift[o];
+        for (int j = 1; j < P; j++) {
+            const float *xj = x + (size_t)j * O;
+            for (int o = 0; o < O; o++) {
+                float v = scale[o] * xj[o] + shift[o];
+                y[o] = (v > y[o] || v != v) ? v : y[o];   /* first max; NaN wins */
             }
         }
+        for (int o = 0; o < O; o++) y[o] = y[o] < 0.0f ? 0.0f : y[o];   /* NaN passes */
     }
 }
 
-/* Mean over the L positions of each of the O rows (row stride ostride): 16
- * float lanes, then the lanes summed in double (fixed order). */
-static void ev_mean_rows(float *feat, const float *x, int O, int L, int stride) {
-    for (int o = 0; o < O; o++) {
-        const float *r = x + (size_t)o * stride;
-        float lane[16] = {0};
-        int t = 0;
-        for (; t + 16 <= L; t += 16)
-            for (int j = 0; j < 16; j++) lane[j] += r[t + j];
-        double acc = 0.0;
-        for (int j = 0; j < 16; j++) acc += (double)lane[j];
-        for (; t < L; t++) acc += (double)r[t];
-        feat[o] = (float)(acc / L);
+/* Mean over the L rows of x (L, O): float sums in fixed row order per
+ * channel, in blocks of 64 rows each added in double. */
+static void ev_mean_rows(float *feat, const float *x, int O, int L) {
+    double acc[512];
+    float blk[512];
+    for (int o0 = 0; o0 < O; o0 += 512) {
+        const int no = O - o0 < 512 ? O - o0 : 512;
+        for (int o = 0; o < no; o++) acc[o] = 0.0;
+        for (int t0 = 0; t0 < L; t0 += 64) {
+            const int t1 = t0 + 64 < L ? t0 + 64 : L;
+            for (int o = 0; o < no; o++) blk[o] = 0.0f;
+            for (int t = t0; t < t1; t++) {
+                const float *r = x + (size_t)t * O + o0;
+                for (int o = 0; o < no; o++) blk[o] += r[o];
+            }
+            for (int o = 0; o < no; o++) acc[o] += (double)blk[o];
+        }
+        for (int o = 0; o < no; o++) feat[o0 + o] = (float)(acc[o] / L);
     }
 }
 
 static void cnn_forward_eval_fused(const Cnn *s, CnnAct *t, const SpParams *p, const float *x,
                                    int B, float *feat) {
-    ev_affine(s, t, p);
+    ev_prepare(s, t, p);
     const int L = t->L, D = s->cv[s->n - 1].O;
 #pragma omp parallel
     {
         float *scr = t->ev + t->ev_per * (size_t)omp_get_thread_num();
         float *buf[2] = {scr, scr + t->ev_buf};
-        float *cols = scr + 2 * t->ev_buf, *conv = cols + t->ev_cols;
+        float *conv = scr + 2 * t->ev_buf;
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
-            /* padded input row (LN'd when asked) */
+            /* padded input (one channel), standardised when asked */
             const EncConvSpec *c0 = &s->cv[0];
             float *in = buf[0];
             const float *xb = x + (size_t)b * L;
@@ -381,22 +368,21 @@ static void cnn_forward_eval_fused(const Cnn *s, CnnAct *t, const SpParams *p, c
             int cur = 0;
             for (int i = 0; i < s->n; i++) {
                 const EncConvSpec *c = &s->cv[i];
-                const int Lc = t->Lc[i], Lp = t->Lin[i] + 2 * c->pad;
-                const float *w = sp_params_data(p, c->iw);
-                if (c->C == 1) {
-                    ev_conv_c1(conv, buf[cur], w, c->O, c->K, c->stride, Lc);
+                const int Lc = t->Lc[i], C = c->C, O = c->O, st = c->stride;
+                if (C == 1) {
+                    ev_conv_c1(conv, buf[cur], t->ev_w[i], O, c->K, st, Lc);
                 } else {
-                    ev_im2col(cols, buf[cur], c->C, Lp, c->K, c->stride, Lc);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->O, Lc, c->C * c->K,
-                                1.0f, w, c->C * c->K, cols, Lc, 0.0f, conv, Lc);
+                    for (int k = 0; k < c->K; k++)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Lc, O, C, 1.0f,
+                                    buf[cur] + (size_t)k * C, st * C,
+                                    t->ev_w[i] + (size_t)k * C * O, O, k ? 1.0f : 0.0f, conv, O);
                 }
                 const int npad = i + 1 < s->n ? s->cv[i + 1].pad : 0;
-                const int Lo = t->Lout[i];
-                ev_post(buf[1 - cur], Lo + 2 * npad, npad, conv, t->ev_scale[i], t->ev_shift[i],
-                        c->O, Lc, s->pool[i]);
+                ev_post(buf[1 - cur], npad, conv, t->ev_scale[i], t->ev_shift[i], O, Lc,
+                        s->pool[i]);
                 cur = 1 - cur;
             }
-            ev_mean_rows(feat + (size_t)b * D, buf[cur], D, t->Lout[s->n - 1], t->Lout[s->n - 1]);
+            ev_mean_rows(feat + (size_t)b * D, buf[cur], D, t->Lout[s->n - 1]);
         }
     }
 }

@@ -214,8 +214,9 @@ typedef struct {
     float *work;
 } ConvscAct;
 
-static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, int L) {
+static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, int L, int infer) {
     Lens n = lens_of(L);
+    const int Bg = infer ? 0 : B;   /* backward buffers */
     size_t BC1L1 = (size_t)B * s->C1 * n.L1, BC1L2 = (size_t)B * s->C1 * n.L2;
     size_t BC3L3 = (size_t)B * s->C3 * n.L3, BC3L4 = (size_t)B * s->C3 * n.L4;
     size_t BCT = (size_t)B * s->C3 * s->T, BT = (size_t)B * s->T;
@@ -255,17 +256,17 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->lm2 = enc_take(ar, (size_t)B * s->C3);
     t->lr2 = enc_take(ar, (size_t)B * s->C3);
     t->At = enc_take(ar, BCT);
-    t->dp1 = enc_take(ar, BC1L2);
-    t->dp3 = enc_take(ar, BC3L4);
-    t->dap = enc_take(ar, (size_t)B * s->C3 * s->NB);
-    t->demb = enc_take(ar, BCT);
-    t->dX = enc_take(ar, BCT);
-    t->dXt = enc_take(ar, BCT);
-    t->dAt = enc_take(ar, BCT);
-    t->dZ = enc_take(ar, BCT);
+    t->dp1 = enc_take(ar, BC1L2 / B * Bg);
+    t->dp3 = enc_take(ar, BC3L4 / B * Bg);
+    t->dap = enc_take(ar, (size_t)Bg * s->C3 * s->NB);
+    t->demb = enc_take(ar, BCT / B * Bg);
+    t->dX = enc_take(ar, BCT / B * Bg);
+    t->dXt = enc_take(ar, BCT / B * Bg);
+    t->dAt = enc_take(ar, BCT / B * Bg);
+    t->dZ = enc_take(ar, BCT / B * Bg);
     t->dY = enc_take(ar, BCT);
-    t->ddc = enc_take(ar, BT);
-    t->dh = enc_take(ar, BT);
+    t->ddc = enc_take(ar, BT / B * Bg);
+    t->dh = enc_take(ar, BT / B * Bg);
     t->dgam = enc_take_double(ar, (size_t)B);
     size_t sc = (size_t)s->S * (s->C1 > s->C3 ? s->C1 : s->C3);
     t->k1 = enc_take_double(ar, sc);
@@ -289,14 +290,14 @@ static SpStatus convsc_act_create(SpEncAct *a, const SpEncoder *e) {
     ConvscAct *t = sp_calloc(1, sizeof *t, "convsc activations");
     if (!t) return SP_ENOMEM;
     EncArena ar = {NULL, 0};
-    convsc_layout(t, &ar, s, a->maxB, a->L);
+    convsc_layout(t, &ar, s, a->maxB, a->L, a->infer);
     a->bytes = ar.used;
     if (enc_arena_alloc(&ar, "convsc activations") != SP_OK) {
         free(t);
         return SP_ENOMEM;
     }
     t->arena = ar.base;
-    convsc_layout(t, &ar, s, a->maxB, a->L);
+    convsc_layout(t, &ar, s, a->maxB, a->L, a->infer);
     a->impl = t;
     return SP_OK;
 }

@@ -184,30 +184,31 @@ typedef struct {
     float *work;
 } RnAct;
 
-static void rn_layout(RnAct *t, EncArena *ar, const Resnet *r, int B, int L) {
+static void rn_layout(RnAct *t, EncArena *ar, const Resnet *r, int B, int L, int infer) {
+    const int gr = !infer, Bg = infer ? 0 : B;   /* backward buffers */
     t->xin = enc_take(ar, (size_t)B * L);
-    enc_conv_layout(&t->stem, ar, &r->stem, B, L);
+    enc_conv_layout(&t->stem, ar, &r->stem, B, L, gr);
     t->Lsc = t->stem.Lo;
     t->Lsp = t->Lsc / 2;
     size_t nsp = (size_t)B * r->stem.O * t->Lsp;
     t->sp = enc_take(ar, nsp);
     t->sidx = enc_take_int(ar, nsp);
-    t->dsp = enc_take(ar, nsp);
-    t->dspre = enc_take(ar, (size_t)B * r->stem.O * t->Lsc);
+    t->dsp = enc_take(ar, nsp / B * Bg);
+    t->dspre = enc_take(ar, (size_t)Bg * r->stem.O * t->Lsc);
     size_t w = enc_conv_work_floats(&t->stem), v;
     int Lx = t->Lsp;
     for (int i = 0; i < r->nb; i++) {
         const RnBlock *b = &r->blk[i];
         RnBlockAct *u = &t->blk[i];
         u->Lin = Lx;
-        enc_conv_layout(&u->c1, ar, &b->c1, B, Lx);
+        enc_conv_layout(&u->c1, ar, &b->c1, B, Lx, gr);
         u->Lo = u->c1.Lo;
-        enc_conv_layout(&u->c2, ar, &b->c2, B, u->Lo);
-        if (b->has_down) enc_conv_layout(&u->down, ar, &b->down, B, Lx);
+        enc_conv_layout(&u->c2, ar, &b->c2, B, u->Lo, gr);
+        if (b->has_down) enc_conv_layout(&u->down, ar, &b->down, B, Lx, gr);
         size_t ny = (size_t)B * b->c1.O * u->Lo;
         u->y = enc_take(ar, ny);
-        u->dy = enc_take(ar, ny);
-        u->da1 = enc_take(ar, ny);
+        u->dy = enc_take(ar, ny / B * Bg);
+        u->da1 = enc_take(ar, ny / B * Bg);
         v = enc_conv_work_floats(&u->c1); if (v > w) w = v;
         v = enc_conv_work_floats(&u->c2); if (v > w) w = v;
         if (b->has_down) { v = enc_conv_work_floats(&u->down); if (v > w) w = v; }
@@ -221,14 +222,14 @@ static SpStatus rn_act_create(SpEncAct *a, const SpEncoder *e) {
     RnAct *t = sp_calloc(1, sizeof *t, "resnet1d activations");
     if (!t) return SP_ENOMEM;
     EncArena ar = {NULL, 0};
-    rn_layout(t, &ar, r, a->maxB, a->L);
+    rn_layout(t, &ar, r, a->maxB, a->L, a->infer);
     a->bytes = ar.used;
     if (enc_arena_alloc(&ar, "resnet1d activations") != SP_OK) {
         free(t);
         return SP_ENOMEM;
     }
     t->arena = ar.base;
-    rn_layout(t, &ar, r, a->maxB, a->L);
+    rn_layout(t, &ar, r, a->maxB, a->L, a->infer);
     a->impl = t;
     return SP_OK;
 }

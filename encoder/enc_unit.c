@@ -47,7 +47,7 @@ void enc_conv_init(const EncConvSpec *c, SpParams *p, SpRng *rng) {
     if (c->bn) enc_fill_const(sp_params_data(p, c->ig), (size_t)c->O, 1.0f);
 }
 
-void enc_conv_layout(EncConvAct *a, EncArena *ar, const EncConvSpec *c, int B, int L) {
+void enc_conv_layout(EncConvAct *a, EncArena *ar, const EncConvSpec *c, int B, int L, int grad) {
     a->cv = conv1d_shape(B, c->C, L, c->O, c->K, c->stride, c->pad);
     a->Lo = a->cv.Lo;
     size_t n = (size_t)B * c->O * a->Lo;
@@ -57,7 +57,7 @@ void enc_conv_layout(EncConvAct *a, EncArena *ar, const EncConvSpec *c, int B, i
         a->out = enc_take(ar, n);
         a->mean = enc_take(ar, (size_t)c->S * c->O);
         a->rstd = enc_take(ar, (size_t)c->S * c->O);
-        a->dconv = enc_take(ar, n);
+        a->dconv = enc_take(ar, grad ? n : 0);
     } else {
         a->out = a->conv_out;
         a->mean = a->rstd = a->dconv = NULL;

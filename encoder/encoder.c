@@ -209,7 +209,7 @@ SpStatus encoder_check_length(const SpEncoder *e, int L) {
 }
 
 /* ------------------------------------------------------------ contexts */
-SpStatus encoder_act_create(SpEncAct **out, const SpEncoder *e, int maxB, int L) {
+static SpStatus act_create(SpEncAct **out, const SpEncoder *e, int maxB, int L, int infer) {
     *out = NULL;
     if (maxB < 1) SP_FAIL(SP_EINPUT, "encoder context: batch size %d < 1", maxB);
     SP_TRY(encoder_check_length(e, L));
@@ -220,6 +220,7 @@ SpStatus encoder_act_create(SpEncAct **out, const SpEncoder *e, int maxB, int L)
     a->maxB = maxB;
     a->L = L;
     a->nthreads = omp_get_max_threads();
+    a->infer = infer;
     SpStatus rc = e->arch->act_create(a, e);
     if (rc != SP_OK) {
         free(a);
@@ -228,6 +229,14 @@ SpStatus encoder_act_create(SpEncAct **out, const SpEncoder *e, int maxB, int L)
     }
     *out = a;
     return SP_OK;
+}
+
+SpStatus encoder_act_create(SpEncAct **a, const SpEncoder *e, int maxB, int L) {
+    return act_create(a, e, maxB, L, 0);
+}
+
+SpStatus encoder_act_create_infer(SpEncAct **a, const SpEncoder *e, int maxB, int L) {
+    return act_create(a, e, maxB, L, 1);
 }
 
 void encoder_act_destroy(SpEncAct **a) {
@@ -247,6 +256,8 @@ SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int m
         SP_FAIL(SP_EINTERNAL, "encoder_forward: unknown mode %d", mode);
     if (a->arch != e->arch || a->n_param != e->params.n_param)
         SP_FAIL(SP_EINTERNAL, "encoder_forward: context built for another encoder layout");
+    if (a->infer && mode != SP_ENC_EVAL)
+        SP_FAIL(SP_EINTERNAL, "encoder_forward: inference-only context used with mode %d", mode);
     if (omp_get_max_threads() > a->nthreads)
         SP_FAIL(SP_EINTERNAL, "encoder_forward: context sized for %d OpenMP threads, now %d "
                 "(create contexts after setting the thread count)", a->nthreads,
@@ -341,7 +352,7 @@ SpStatus encoder_features(SpEncoder *e, const float *x, size_t N, int L, int bat
     if (batch < 1) batch = 256;
     if ((size_t)batch > N) batch = (int)N;
     SpEncAct *a = NULL;
-    SP_TRY(encoder_act_create(&a, e, batch, L));
+    SP_TRY(encoder_act_create_infer(&a, e, batch, L));
     SpStatus rc = SP_OK;
     const int D = e->feature_dim;
     for (size_t n0 = 0; n0 < N; n0 += (size_t)batch) {

@@ -106,6 +106,9 @@ double encoder_flops(const SpEncoder *e, int L);
 /* SP_EINPUT naming L and the minimum when L is too short. */
 SpStatus encoder_check_length(const SpEncoder *e, int L);
 SpStatus encoder_act_create(SpEncAct **a, const SpEncoder *e, int maxB, int L);
+/* Inference-only context: SP_ENC_EVAL forwards only (no training or backward
+ * buffers; much smaller, e.g. for embedding a dataset). */
+SpStatus encoder_act_create_infer(SpEncAct **a, const SpEncoder *e, int maxB, int L);
 void encoder_act_destroy(SpEncAct **a);
 int encoder_act_length(const SpEncAct *a);
 int encoder_act_max_batch(const SpEncAct *a);

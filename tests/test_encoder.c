@@ -529,6 +529,33 @@ START_TEST(cnn_fused_eval_matches_layer_path) {
 }
 END_TEST
 
+START_TEST(inference_context) {
+    /* An inference-only context gives the same eval features as a full one
+     * (bit-identical: same code path) and refuses training-mode forwards. */
+    sp_blas_init(0);
+    const char *const *cfgs[3] = {CONVSC_TINY, CNN_BN_TINY, RESNET_TINY};
+    for (int k = 0; k < 3; k++) {
+        const int B = 4, L = 61;
+        Case c;
+        case_init(&c, cfgs[k], B, L, 0, 77 + k);
+        SpEncAct *ai = NULL;
+        ck_assert(encoder_act_create_infer(&ai, c.e, B, L) == SP_OK);
+        ck_assert_msg(encoder_act_bytes(ai) < encoder_act_bytes(c.a), "%zu vs %zu bytes",
+                      encoder_act_bytes(ai), encoder_act_bytes(c.a));
+        int D = encoder_feature_dim(c.e);
+        float *f1 = malloc(sizeof(float) * (size_t)B * D), *f2 = malloc(sizeof(float) * (size_t)B * D);
+        ck_assert(encoder_forward(c.e, c.a, c.x, B, SP_ENC_EVAL, f1) == SP_OK);
+        ck_assert(encoder_forward(c.e, ai, c.x, B, SP_ENC_EVAL, f2) == SP_OK);
+        ck_assert(memcmp(f1, f2, sizeof(float) * (size_t)B * D) == 0);
+        ck_assert_int_eq(encoder_forward(c.e, ai, c.x, B, SP_ENC_TRAIN, f2), SP_EINTERNAL);
+        free(f1);
+        free(f2);
+        encoder_act_destroy(&ai);
+        case_free(&c);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ determinism */
 static void run_once(const char *const *sets, int nthreads, float *feat, float *grad, int B, int L) {
     omp_set_num_threads(nthreads);
@@ -749,6 +776,7 @@ int main(void) {
     tcase_add_test(tc, shapes_and_min_length);
     tcase_add_test(tc, any_length_and_eval_batch_independence);
     tcase_add_test(tc, cnn_fused_eval_matches_layer_path);
+    tcase_add_test(tc, inference_context);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("determinism");
