@@ -6,6 +6,7 @@
  * (queue_ptr, num_batches_tracked) were converted to float by the exporter.
  * Serial; allocates (read once at start-up).
  */
+#define _XOPEN_SOURCE 700   /* realpath */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -383,7 +384,13 @@ static SpStatus import_linear(const SpImportOpts *o, const SpConfig *cfg, int D)
     hsize_t dw[2] = {(hsize_t)W->shape[0], (hsize_t)W->shape[1]}, db[1] = {(hsize_t)b->shape[0]};
     SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "linear/weight", 2, dw, lt.data + W->offset, 0), done);
     SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "linear/bias", 1, db, lt.data + b->offset, 0), done);
-    SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "encoder_ckpt", o->out), done);
+    {
+        /* absolute path of the (already committed) encoder checkpoint */
+        char *abs = realpath(o->out, NULL);
+        rc = sp_h5_attr_write_str(w.f, "/", "encoder_ckpt", abs ? abs : o->out);
+        free(abs);
+        if (rc != SP_OK) goto done;
+    }
     SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "feature", "feature"), done);
     SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "imported_from", o->lin_bin), done);
     SP_TRY_GOTO(rc, ckpt_commit(&w), done);
