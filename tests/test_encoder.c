@@ -317,9 +317,12 @@ static void sgd_steps(Case *c, int steps, float lr) {
     }
 }
 
+/* Gradient checks run on one thread: they test the maths, and thousands of
+ * tiny forwards with a barrier per layer are slow on a busy machine. Thread
+ * counts are the determinism tests' business. */
 static void gradcheck_case_amp(const char *const *sets, int B, int L, int with_head, int mode,
                                const char *what, unsigned long long seed, float amp) {
-    sp_blas_init(0);
+    sp_blas_init(1);
     Case c;
     case_init_amp(&c, sets, B, L, with_head, seed, amp);
     c.mode = mode;
@@ -344,7 +347,7 @@ END_TEST
 START_TEST(gradcheck_convsc_cam_active) {
     /* CAM gamma is 0 at init, which cuts the gradient paths through the
      * channel-attention softmax: check them with gamma = 0.7. */
-    sp_blas_init(0);
+    sp_blas_init(1);
     Case c;
     case_init(&c, CONVSC_TINY, 4, 61, 0, 202);
     SpParams *p = encoder_params(c.e);
