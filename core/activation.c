@@ -42,13 +42,8 @@ void softmax_forward(float *out, const float *inp, int N, int D) {
         float *y = out + (size_t)n * D;
         float mx = x[0];
         for (int d = 1; d < D; d++) mx = x[d] > mx ? x[d] : mx;
-        double sum = 0.0;
-        for (int d = 0; d < D; d++) {
-            float e = expf(x[d] - mx);
-            y[d] = e;
-            sum += (double)e;
-        }
-        float inv = (float)(1.0 / sum);
+        const double sum = sp_exp_shift_f(y, x, (size_t)D, mx);
+        const float inv = (float)(1.0 / sum);
         for (int d = 0; d < D; d++) y[d] *= inv;
     }
 }
@@ -59,9 +54,7 @@ void softmax_backward(float *dinp, const float *dout, const float *out, int N, i
     for (int n = 0; n < N; n++) {
         const float *g = dout + (size_t)n * D, *y = out + (size_t)n * D;
         float *dx = dinp + (size_t)n * D;
-        double dot = 0.0;
-        for (int d = 0; d < D; d++) dot += (double)g[d] * (double)y[d];
-        float fdot = (float)dot;
+        const float fdot = (float)sp_dot_f(g, y, (size_t)D);
         for (int d = 0; d < D; d++) dx[d] += y[d] * (g[d] - fdot);
     }
 }
@@ -72,9 +65,7 @@ void l2norm_forward(float *out, float *norms, const float *inp, int N, int D, fl
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * D;
         float *y = out + (size_t)n * D;
-        double ss = 0.0;
-        for (int d = 0; d < D; d++) ss += (double)x[d] * (double)x[d];
-        double nrm = sqrt(ss);
+        const double nrm = sqrt(sp_dot_f(x, x, (size_t)D));
         norms[n] = (float)nrm;
         double den = nrm > (double)eps ? nrm : (double)eps;
         float inv = (float)(1.0 / den);
@@ -93,8 +84,7 @@ void l2norm_backward(float *dinp, const float *dout, const float *inp, const flo
         float *dx = dinp + (size_t)n * D;
         double nrm = (double)norms[n];
         if (nrm >= (double)eps && nrm > 0.0) {
-            double xg = 0.0;
-            for (int d = 0; d < D; d++) xg += (double)x[d] * (double)g[d];
+            const double xg = sp_dot_f(x, g, (size_t)D);
             /* dx = g/|x| - x (x.g)/|x|^3 */
             float a = (float)(1.0 / nrm), c = (float)(xg / (nrm * nrm * nrm));
             for (int d = 0; d < D; d++) dx[d] += a * g[d] - c * x[d];

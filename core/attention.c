@@ -46,17 +46,14 @@ size_t mha_cache_floats(const SpMHA *s) { return (size_t)s->B * mha_cache_per(s)
 
 size_t mha_work_floats(const SpMHA *s) { return (size_t)sp_layer_threads() * mha_work_per(s); }
 
-/* In-place softmax of each of the T rows of p (T, T): max-shifted, double sum. */
+/* In-place softmax of each of the T rows of p (T, T): max-shifted, vectorised
+ * exp, double sum. */
 static void mha_softmax_rows(float *p, int T) {
     for (int t = 0; t < T; t++) {
         float *r = p + (size_t)t * T;
         float mx = r[0];
         for (int u = 1; u < T; u++) mx = r[u] > mx ? r[u] : mx;
-        double sum = 0.0;
-        for (int u = 0; u < T; u++) {
-            r[u] = expf(r[u] - mx);
-            sum += (double)r[u];
-        }
+        const double sum = sp_exp_shift_f(r, r, (size_t)T, mx);
         const float inv = (float)(1.0 / sum);
         for (int u = 0; u < T; u++) r[u] *= inv;
     }

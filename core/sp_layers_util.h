@@ -6,9 +6,11 @@
 #ifndef SP_LAYERS_UTIL_H
 #define SP_LAYERS_UTIL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <omp.h>
 
@@ -50,8 +52,9 @@ static inline double sp_red_finish(const double *a, double tail) {
 /* sum x[i] */
 static inline double sp_sum_f(const float *x, size_t n) {
     double a[SP_RED_LANES] = {0}, tail = 0.0;
+    const size_t nv = n - n % SP_RED_LANES;
     size_t i = 0;
-    for (; i + SP_RED_LANES <= n; i += SP_RED_LANES)
+    for (; i < nv; i += SP_RED_LANES)
         for (int k = 0; k < SP_RED_LANES; k++) a[k] += (double)x[i + k];
     for (; i < n; i++) tail += (double)x[i];
     return sp_red_finish(a, tail);
@@ -60,8 +63,9 @@ static inline double sp_sum_f(const float *x, size_t n) {
 /* sum (x[i] - m)^2 */
 static inline double sp_sumsq_dev_f(const float *x, size_t n, double m) {
     double a[SP_RED_LANES] = {0}, tail = 0.0;
+    const size_t nv = n - n % SP_RED_LANES;
     size_t i = 0;
-    for (; i + SP_RED_LANES <= n; i += SP_RED_LANES)
+    for (; i < nv; i += SP_RED_LANES)
         for (int k = 0; k < SP_RED_LANES; k++) {
             double d = (double)x[i + k] - m;
             a[k] += d * d;
@@ -76,8 +80,9 @@ static inline double sp_sumsq_dev_f(const float *x, size_t n, double m) {
 /* sum x[i] * y[i] */
 static inline double sp_dot_f(const float *x, const float *y, size_t n) {
     double a[SP_RED_LANES] = {0}, tail = 0.0;
+    const size_t nv = n - n % SP_RED_LANES;
     size_t i = 0;
-    for (; i + SP_RED_LANES <= n; i += SP_RED_LANES)
+    for (; i < nv; i += SP_RED_LANES)
         for (int k = 0; k < SP_RED_LANES; k++) a[k] += (double)x[i + k] * (double)y[i + k];
     for (; i < n; i++) tail += (double)x[i] * (double)y[i];
     return sp_red_finish(a, tail);
@@ -86,11 +91,79 @@ static inline double sp_dot_f(const float *x, const float *y, size_t n) {
 /* sum g[i] * (x[i] - m) */
 static inline double sp_dot_dev_f(const float *g, const float *x, size_t n, double m) {
     double a[SP_RED_LANES] = {0}, tail = 0.0;
+    const size_t nv = n - n % SP_RED_LANES;
     size_t i = 0;
-    for (; i + SP_RED_LANES <= n; i += SP_RED_LANES)
+    for (; i < nv; i += SP_RED_LANES)
         for (int k = 0; k < SP_RED_LANES; k++) a[k] += (double)g[i + k] * ((double)x[i + k] - m);
     for (; i < n; i++) tail += (double)g[i] * ((double)x[i] - m);
     return sp_red_finish(a, tail);
+}
+
+/* exp for float rows, vectorised without libm calls (glibc's expf is a
+ * scalar call, and PyTorch's softmax uses a vectorised exp too):
+ * Cody-Waite range reduction x = n ln2 + r, Cephes degree-6 polynomial,
+ * relative error below 1e-7 (tested). Three branch-free passes over chunks
+ * of SP_EXP_CHUNK values, because GCC does not if-convert the clamps once
+ * they are fused with the polynomial:
+ *   A: t = clamp(x - shift, lo, hi), NaN -> 0 (keeps the int cast defined)
+ *   B: t = exp_poly(t)
+ *   C: y = t, or 0 below lo (underflow), +inf above hi, NaN for NaN.
+ * y may equal x. Returns the sum of y in double (sp_sum_f order). */
+#define SP_EXP_CHUNK 256
+#define SP_EXP_HI 88.3762626647949f  /* exp(HI) < FLT_MAX, n <= 127 */
+#define SP_EXP_LO -87.3365448f       /* exp(LO) ~ FLT_MIN, n >= -126 */
+
+static inline float sp_exp_poly(float xc) {
+    const float t = xc * 1.44269504088896341f;
+    const int n = (int)(t + 128.5f) - 128;  /* round to nearest; t + 128.5 > 0 */
+    const float fx = (float)n;
+    float r = xc - fx * 0.693359375f;
+    r = r - fx * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * (r * r) + r + 1.0f;
+    const int bits = (n + 127) << 23;  /* 2^n as a float */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+static inline void sp_exp_shift_chunk(float *y, const float *x, size_t n, float shift) {
+    float t[SP_EXP_CHUNK];
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] - shift;
+        v = v > SP_EXP_HI ? SP_EXP_HI : v;
+        v = v < SP_EXP_LO ? SP_EXP_LO : v;
+        t[i] = v == v ? v : 0.0f;
+    }
+    for (size_t i = 0; i < n; i++) t[i] = sp_exp_poly(t[i]);
+    for (size_t i = 0; i < n; i++) {
+        const float d = x[i] - shift;
+        float v = t[i];
+        v = d < SP_EXP_LO ? 0.0f : v;
+        v = d > SP_EXP_HI ? (float)HUGE_VAL : v;
+        y[i] = d != d ? d : v;
+    }
+}
+
+/* y[i] = exp(x[i] - shift), in place allowed; returns sum y in double */
+static inline double sp_exp_shift_f(float *y, const float *x, size_t n, float shift) {
+    for (size_t i0 = 0; i0 < n; i0 += SP_EXP_CHUNK) {
+        const size_t m = n - i0 < SP_EXP_CHUNK ? n - i0 : SP_EXP_CHUNK;
+        sp_exp_shift_chunk(y + i0, x + i0, m, shift);
+    }
+    return sp_sum_f(y, n);
+}
+
+/* scalar exp with the same arithmetic */
+static inline float sp_expf(float x) {
+    float y;
+    sp_exp_shift_chunk(&y, &x, 1, 0.0f);
+    return y;
 }
 
 #endif

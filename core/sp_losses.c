@@ -142,16 +142,18 @@ double infonce_loss(float *dq, const float *q, const float *k, const float *queu
             float mx = row[0];
             for (int j = 1; j < Q1; j++) mx = row[j] > mx ? row[j] : mx;
             nc += row[0] >= mx;  /* the positive is the first maximum */
-            double sum = 0.0;
-            for (int j = 0; j < Q1; j++) sum += (double)expf(row[j] - mx);
-            const double lse = (double)mx + log(sum);
-            const double li = lse - (double)row[0];
+            const double l0 = (double)row[0];
+            /* row <- exp(row - max) (vectorised), sum in double */
+            const double sum = sp_exp_shift_f(row, row, (size_t)Q1, mx);
+            const double li = (double)mx + log(sum) - l0;
             if (dq) {
                 /* positive term: (p_0 - 1) k_i with p_0 = exp(-loss_i) */
                 const float c0 = gs * (float)expm1(-li);
                 float *dqi = dq + i * (size_t)D;
                 for (int d = 0; d < D; d++) dqi[d] += c0 * ki[d];
-                for (int j = 1; j < Q1; j++) row[j] = expf((float)((double)row[j] - lse));
+                /* negatives: p_j = exp(l_j - max) / sum */
+                const float inv = (float)(1.0 / sum);
+                for (int j = 1; j < Q1; j++) row[j] *= inv;
             }
             row[0] = (float)li;  /* kept for the ordered loss sum */
         }
