@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sp_blas.h"
 #include "sp_error.h"
@@ -40,18 +41,27 @@ static double median(double *t, int n) {
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* median wall time, GFLOP/s from it, and the median process CPU time (all
+ * threads: on a loaded machine wall time includes waiting for a core) */
 #define TIME_IT(label, flops, reps, stmt)                                              \
     do {                                                                               \
-        double ts_[64];                                                                \
+        double ts_[64], cs_[64];                                                       \
         stmt; /* warm-up */                                                            \
         for (int r_ = 0; r_ < (reps); r_++) {                                          \
-            double t0_ = sp_time_now();                                                \
+            double c0_ = cpu_now(), t0_ = sp_time_now();                               \
             stmt;                                                                      \
             ts_[r_] = sp_time_now() - t0_;                                             \
+            cs_[r_] = cpu_now() - c0_;                                                 \
         }                                                                              \
-        double med_ = median(ts_, (reps));                                             \
-        printf("%-44s median %9.3f ms  %7.2f GFLOP/s\n", (label), med_ * 1e3,         \
-               (flops) > 0 ? (flops) / med_ * 1e-9 : 0.0);                             \
+        double med_ = median(ts_, (reps)), cmed_ = median(cs_, (reps));                \
+        printf("%-50s wall %9.3f ms %7.2f GFLOP/s  cpu %9.3f ms\n", (label), med_ * 1e3, \
+               (flops) > 0 ? (flops) / med_ * 1e-9 : 0.0, cmed_ * 1e3);                \
     } while (0)
 
 static void bench_conv(const char *name, int B, int C, int L, int O, int K, int stride, int pad,

@@ -8,6 +8,7 @@
  * Work (conv1d_work_floats), per thread t of the region:
  *   cols  [CK * Lo]      im2col matrix, reused as dcols in backward
  *   part  [O*CK + O]     this thread's partial dw and dbias (backward only)
+ *   ph    [L + stride]   the input row split into stride phases (C == 1 path)
  * Forward and dinp are owned per sample (bit-identical for any thread count);
  * dw/dbias are per-thread partials added in thread order after the loop.
  * Nothing here allocates. Functions open their own parallel region: never
@@ -35,10 +36,14 @@ static int conv1d_is_pointwise(const SpConv1d *s) {
     return s->K == 1 && s->stride == 1 && s->pad == 0;
 }
 
+/* floats of scratch per thread: cols, partial dw + dbias, stride phases */
+static size_t conv1d_per_thread(const SpConv1d *s) {
+    const size_t ck = (size_t)s->C * s->K;
+    return ck * (size_t)s->Lo + (size_t)s->O * ck + (size_t)s->O + (size_t)s->L + (size_t)s->stride;
+}
+
 size_t conv1d_work_floats(const SpConv1d *s) {
-    size_t ck = (size_t)s->C * s->K;
-    size_t per = ck * (size_t)s->Lo + (size_t)s->O * ck + (size_t)s->O;
-    return per * (size_t)sp_layer_threads();
+    return conv1d_per_thread(s) * (size_t)sp_layer_threads();
 }
 
 static void conv1d_check(const SpConv1d *s) {
@@ -107,7 +112,51 @@ static void conv1d_col2im_add(float *dinp_b, const float *dcols, const SpConv1d 
     }
 }
 
-/* One output of the C == 1 kernel at an edge (some taps in the padding). */
+/* ------------------------------------------------------------ C == 1 path
+ * The first layer sees raw spectra (C = 1): the GEMM's inner dimension would
+ * be only K, which OpenBLAS packs poorly, and stride 2 makes the taps a
+ * gather. The row is split into its stride phases (ph[p][j] = x[j*st + p]) so
+ * every tap k reads a contiguous run: x[t*st + k - pad] = ph[p_k][t + q_k]
+ * with k - pad = q_k*st + p_k, 0 <= p_k < st. Interior outputs [ti0, ti1)
+ * (all taps inside the row) run vectorised loops; the few edge outputs take
+ * the checked path. Same summation order everywhere: bias, then k = 0..K-1. */
+typedef struct {
+    const float *ph;  /* phases, np floats each (the row itself when st == 1) */
+    int np, ti0, ti1;
+} ConvC1;
+
+static ConvC1 conv1d_c1_prepare(float *scratch, const float *x, const SpConv1d *s) {
+    const int st = s->stride, L = s->L, K = s->K, pad = s->pad;
+    ConvC1 c;
+    if (st == 1) {
+        c.ph = x;
+        c.np = L;
+    } else {
+        c.np = (L + st - 1) / st;
+        for (int p = 0; p < st; p++) {
+            float *dst = scratch + (size_t)p * c.np;
+            int j = 0;
+            for (; j * st + p < L; j++) dst[j] = x[(size_t)j * st + p];
+            for (; j < c.np; j++) dst[j] = 0.0f;
+        }
+        c.ph = scratch;
+    }
+    /* interior: t*st - pad >= 0 and t*st - pad + K - 1 <= L - 1 */
+    c.ti0 = (pad + st - 1) / st;
+    c.ti1 = (L - K + pad) >= 0 ? (L - K + pad) / st + 1 : 0;
+    if (c.ti1 > s->Lo) c.ti1 = s->Lo;
+    if (c.ti0 > c.ti1) c.ti0 = c.ti1;
+    return c;
+}
+
+/* tap k reads ph[base + t + q] for interior t */
+static void conv1d_c1_tap(const SpConv1d *s, const ConvC1 *c, int k, size_t *base, int *q) {
+    const int off = k - s->pad, st = s->stride;
+    int qq = off >= 0 ? off / st : -((-off + st - 1) / st);  /* floor(off / st) */
+    *q = qq;
+    *base = (size_t)(off - qq * st) * (size_t)c->np;
+}
+
 static float conv1d_c1_edge(const float *wo, float b0, const float *x, int t, const SpConv1d *s) {
     float acc = b0;
     for (int k = 0; k < s->K; k++) {
@@ -117,37 +166,91 @@ static float conv1d_c1_edge(const float *wo, float b0, const float *x, int t, co
     return acc;
 }
 
-/* Direct kernel for C == 1 (the first layer on raw spectra): out[o, t] =
- * b[o] + sum_k w[o, k] x[t*stride + k - pad]. The GEMM's inner dimension would
- * be only K, which OpenBLAS packs poorly. Interior positions are a fixed-size
- * loop the compiler vectorises over t; the edges take the checked path. */
 static void conv1d_forward_c1(float *out_b, const float *x, const float *w, const float *bias,
-                              const SpConv1d *s) {
-    const int K = s->K, st = s->stride, pad = s->pad, L = s->L, Lo = s->Lo;
-    /* Same summation order everywhere: bias, then taps k = 0..K-1.
-     * interior: t with t*st - pad >= 0 and t*st - pad + K - 1 <= L - 1 */
-    int ti0 = (pad + st - 1) / st;
-    int ti1 = (L - K + pad) >= 0 ? (L - K + pad) / st + 1 : 0;
-    if (ti1 > Lo) ti1 = Lo;
-    if (ti0 > ti1) ti0 = ti1;
+                              const SpConv1d *s, float *scratch) {
+    const int K = s->K, Lo = s->Lo;
+    const ConvC1 c = conv1d_c1_prepare(scratch, x, s);
     for (int o = 0; o < s->O; o++) {
         const float *wo = w + (size_t)o * K;
         const float b0 = bias ? bias[o] : 0.0f;
         float *y = out_b + (size_t)o * Lo;
-        for (int t = 0; t < ti0; t++) y[t] = conv1d_c1_edge(wo, b0, x, t, s);
-        for (int t = ti0; t < ti1; t++) y[t] = b0;
+        for (int t = 0; t < c.ti0; t++) y[t] = conv1d_c1_edge(wo, b0, x, t, s);
+        for (int t = c.ti0; t < c.ti1; t++) y[t] = b0;
         for (int k = 0; k < K; k++) {
+            size_t base;
+            int q;
+            conv1d_c1_tap(s, &c, k, &base, &q);
             const float wk = wo[k];
-            const int off = k - pad;
-            if (st == 1) {
-                for (int t = ti0; t < ti1; t++) y[t] += wk * x[t + off];
-            } else if (st == 2) {
-                for (int t = ti0; t < ti1; t++) y[t] += wk * x[2 * t + off];
-            } else {
-                for (int t = ti0; t < ti1; t++) y[t] += wk * x[(size_t)t * st + off];
+            const int n = c.ti1 - c.ti0;
+            if (n <= 0) continue;
+            const float *src = c.ph + base + (size_t)(c.ti0 + q);  /* ti0 + q >= 0 */
+            float *yi = y + c.ti0;
+            for (int t = 0; t < n; t++) yi[t] += wk * src[t];
+        }
+        for (int t = c.ti1; t < Lo; t++) y[t] = conv1d_c1_edge(wo, b0, x, t, s);
+    }
+}
+
+/* sum g[i] x[i] for 4 rows g0..g3 sharing x: 16 float lanes per row (one
+ * vector register each), combined in double. Fixed association. */
+#define SP_C1_LANES 16
+static void conv1d_dot4(double out[4], const float *g0, const float *g1, const float *g2,
+                        const float *g3, const float *x, size_t n) {
+    float a0[SP_C1_LANES] = {0}, a1[SP_C1_LANES] = {0}, a2[SP_C1_LANES] = {0},
+          a3[SP_C1_LANES] = {0};
+    const size_t nv = n - n % SP_C1_LANES;
+    for (size_t i = 0; i < nv; i += SP_C1_LANES)
+        for (int l = 0; l < SP_C1_LANES; l++) {
+            const float xv = x[i + l];
+            a0[l] += g0[i + l] * xv;
+            a1[l] += g1[i + l] * xv;
+            a2[l] += g2[i + l] * xv;
+            a3[l] += g3[i + l] * xv;
+        }
+    double r[4] = {0, 0, 0, 0};
+    for (int l = 0; l < SP_C1_LANES; l++) {
+        r[0] += (double)a0[l];
+        r[1] += (double)a1[l];
+        r[2] += (double)a2[l];
+        r[3] += (double)a3[l];
+    }
+    for (size_t i = nv; i < n; i++) {
+        r[0] += (double)g0[i] * (double)x[i];
+        r[1] += (double)g1[i] * (double)x[i];
+        r[2] += (double)g2[i] * (double)x[i];
+        r[3] += (double)g3[i] * (double)x[i];
+    }
+    for (int j = 0; j < 4; j++) out[j] = r[j];
+}
+
+/* pdw (O, K) += sum_t dout_b[o, t] x[t*st + k - pad] */
+static void conv1d_dw_c1(float *pdw, const float *dout_b, const float *x, const SpConv1d *s,
+                         float *scratch) {
+    const int K = s->K, Lo = s->Lo, O = s->O;
+    const ConvC1 c = conv1d_c1_prepare(scratch, x, s);
+    const int n = c.ti1 - c.ti0;
+    for (int k = 0; k < K; k++) {
+        size_t base;
+        int q;
+        conv1d_c1_tap(s, &c, k, &base, &q);
+        const float *src = n > 0 ? c.ph + base + (size_t)(c.ti0 + q) : c.ph;
+        for (int o0 = 0; o0 < O; o0 += 4) {
+            const float *g[4];
+            for (int j = 0; j < 4; j++) g[j] = dout_b + (size_t)(o0 + j < O ? o0 + j : O - 1) * Lo;
+            double acc[4] = {0, 0, 0, 0};
+            if (n > 0) conv1d_dot4(acc, g[0] + c.ti0, g[1] + c.ti0, g[2] + c.ti0, g[3] + c.ti0, src, (size_t)n);
+            for (int j = 0; j < 4 && o0 + j < O; j++) {
+                for (int t = 0; t < c.ti0; t++) {
+                    int i = t * s->stride + k - s->pad;
+                    if (i >= 0 && i < s->L) acc[j] += (double)g[j][t] * (double)x[i];
+                }
+                for (int t = c.ti1; t < Lo; t++) {
+                    int i = t * s->stride + k - s->pad;
+                    if (i >= 0 && i < s->L) acc[j] += (double)g[j][t] * (double)x[i];
+                }
+                pdw[(size_t)(o0 + j) * K + k] += (float)acc[j];
             }
         }
-        for (int t = ti1; t < Lo; t++) y[t] = conv1d_c1_edge(wo, b0, x, t, s);
     }
 }
 
@@ -155,7 +258,7 @@ void conv1d_forward(float *out, const float *inp, const float *w, const float *b
                     const SpConv1d *s, float *work) {
     conv1d_check(s);
     const size_t ck = (size_t)s->C * s->K, Lo = (size_t)s->Lo;
-    const size_t per = ck * Lo + (size_t)s->O * ck + (size_t)s->O;
+    const size_t per = conv1d_per_thread(s);
     const int pointwise = conv1d_is_pointwise(s);
     const int direct = (s->C == 1);
 #pragma omp parallel
@@ -166,7 +269,7 @@ void conv1d_forward(float *out, const float *inp, const float *w, const float *b
             const float *inp_b = inp + (size_t)b * s->C * s->L;
             float *out_b = out + (size_t)b * s->O * Lo;
             if (direct) {
-                conv1d_forward_c1(out_b, inp_b, w, bias, s);
+                conv1d_forward_c1(out_b, inp_b, w, bias, s, cols + per - (size_t)s->L - s->stride);
                 continue;
             }
             const float *a;
@@ -195,8 +298,9 @@ void conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     conv1d_check(s);
     const size_t ck = (size_t)s->C * s->K, Lo = (size_t)s->Lo;
     const size_t nw = (size_t)s->O * ck;
-    const size_t per = ck * Lo + nw + (size_t)s->O;
+    const size_t per = conv1d_per_thread(s);
     const int pointwise = conv1d_is_pointwise(s);
+    const int direct = (s->C == 1) && !pointwise;
     int nt_used = 1;
 #pragma omp parallel
     {
@@ -213,14 +317,11 @@ void conv1d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
             const float *inp_b = inp + (size_t)b * s->C * s->L;
             const float *dout_b = dout + (size_t)b * s->O * Lo;
             if (dbias) {
-                for (int o = 0; o < s->O; o++) {
-                    const float *g = dout_b + (size_t)o * Lo;
-                    double acc = 0.0;
-                    for (size_t t = 0; t < Lo; t++) acc += (double)g[t];
-                    pdb[o] += (float)acc;
-                }
+                for (int o = 0; o < s->O; o++) pdb[o] += (float)sp_sum_f(dout_b + (size_t)o * Lo, Lo);
             }
-            if (dw) {
+            if (dw && direct) {
+                conv1d_dw_c1(pdw, dout_b, inp_b, s, cols + per - (size_t)s->L - s->stride);
+            } else if (dw) {
                 const float *a = inp_b;
                 if (!pointwise) {
                     conv1d_im2col(cols, inp_b, s);

@@ -96,10 +96,7 @@ void global_avgpool1d_forward(float *out, const float *inp, int B, int C, int L)
     const size_t rows = (size_t)B * C;
 #pragma omp parallel for schedule(static) if (rows * L >= SP_POOL_PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
-        const float *x = inp + r * L;
-        double acc = 0.0;
-        for (int j = 0; j < L; j++) acc += (double)x[j];
-        out[r] = (float)(acc / L);
+        out[r] = (float)(sp_sum_f(inp + r * L, (size_t)L) / L);
     }
 }
 
