@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,11 +101,14 @@ static inline double sp_dot_dev_f(const float *g, const float *x, size_t n, doub
 }
 
 /* exp for float rows, vectorised without libm calls (glibc's expf is a
- * scalar call, and PyTorch's softmax uses a vectorised exp too):
- * Cody-Waite range reduction x = n ln2 + r, Cephes degree-6 polynomial,
- * relative error below 1e-7 (tested). Three branch-free passes over chunks
- * of SP_EXP_CHUNK values, because GCC does not if-convert the clamps once
- * they are fused with the polynomial:
+ * scalar call, and PyTorch's softmax uses a vectorised exp too). The
+ * argument (a float) is reduced and the polynomial evaluated in double:
+ * x = n ln2 + r, |r| <= ln2/2, exp(r) by its degree-8 Taylor polynomial
+ * (truncation < 3e-10), times 2^n built in the exponent field; the single
+ * final rounding to float makes the result within ~0.5 ulp (as accurate as
+ * libm's expf, which matters for float finite-difference checks downstream).
+ * Three branch-free passes over chunks of SP_EXP_CHUNK values, because GCC
+ * does not if-convert the clamps once they are fused with the polynomial:
  *   A: t = clamp(x - shift, lo, hi), NaN -> 0 (keeps the int cast defined)
  *   B: t = exp_poly(t)
  *   C: y = t, or 0 below lo (underflow), +inf above hi, NaN for NaN.
@@ -114,22 +118,23 @@ static inline double sp_dot_dev_f(const float *g, const float *x, size_t n, doub
 #define SP_EXP_LO -87.3365448f       /* exp(LO) ~ FLT_MIN, n >= -126 */
 
 static inline float sp_exp_poly(float xc) {
-    const float t = xc * 1.44269504088896341f;
-    const int n = (int)(t + 128.5f) - 128;  /* round to nearest; t + 128.5 > 0 */
-    const float fx = (float)n;
-    float r = xc - fx * 0.693359375f;
-    r = r - fx * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const float y = p * (r * r) + r + 1.0f;
-    const int bits = (n + 127) << 23;  /* 2^n as a float */
-    float scale;
+    const double x = (double)xc;
+    const double t = x * 1.4426950408889634074;
+    const int n = (int)(t + 128.5) - 128;  /* round to nearest; t + 128.5 > 0 */
+    const double r = x - (double)n * 0.69314718055994530942;
+    double p = 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    const int64_t bits = (int64_t)(n + 1023) << 52;  /* 2^n as a double */
+    double scale;
     memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    return (float)(p * scale);
 }
 
 static inline void sp_exp_shift_chunk(float *y, const float *x, size_t n, float shift) {
