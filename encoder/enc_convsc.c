@@ -32,6 +32,7 @@
 #define BN_MOM 0.1f
 #define LN_EPS 1e-5f
 #define CAM_MAX_C 512   /* channel-attention rows kept on the stack */
+#define K1 5            /* conv1 kernel width (stride 2) */
 
 static const SpCfgKey g_keys[] = {
     {"encoder.convsc.conv1_channels", SP_CFG_INT, "64", 1, 4096, NULL,
@@ -195,19 +196,20 @@ static void convsc_init(SpEncoder *e, SpRng *rng) {
 /* ------------------------------------------------------------ activations */
 typedef struct {
     Lens n;
-    SpConv1d cv1, cv3, cvd;
+    SpConv1d cv3, cvd;
     SpBatchNorm bn4;
     SpMHA mha;
     char *arena;
     /* forward, kept for backward */
-    float *xin, *c1, *p1, *c3, *p3, *ap, *emb, *X, *Xt, *cache, *Att, *AX, *Z, *Y, *dc, *h;
+    float *xe, *xo, *p1, *c3, *p3, *ap, *emb, *X, *Xt, *cache, *Att, *AX, *Z, *Y, *dc, *h;
     unsigned char *w1, *w3;                      /* max-pool choice (0/1) per pooled value */
     double *mu1, *mu3;                           /* stage BN batch means (S*C), double */
+    double *ps1;                                 /* stage-1 per-(sample, channel) partials */
     float *r1, *r3;                              /* stage BN batch rstd (S*C) */
     float *m4, *r4;                              /* dec BN saved mean / rstd (S) */
     float *lm1, *lr1, *lm2, *lr2;                /* LN saved mean / rstd */
     float *At;                                   /* MHA output, token-major */
-    /* backward (c1 and c3 are overwritten by their own gradients) */
+    /* backward (c3 is overwritten by its own gradient) */
     float *dp1, *dp3, *dap, *demb, *dX, *dXt, *dAt, *dZ, *dY, *ddc, *dh;
     double *dgam;                                /* per-sample dgamma partials (B) */
     double *k1, *k2;                             /* stage BN backward coefficients (S*C1) */
@@ -217,18 +219,17 @@ typedef struct {
 static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, int L, int infer) {
     Lens n = lens_of(L);
     const int Bg = infer ? 0 : B;   /* backward buffers */
-    size_t BC1L1 = (size_t)B * s->C1 * n.L1, BC1L2 = (size_t)B * s->C1 * n.L2;
+    size_t BC1L2 = (size_t)B * s->C1 * n.L2;
     size_t BC3L3 = (size_t)B * s->C3 * n.L3, BC3L4 = (size_t)B * s->C3 * n.L4;
     size_t BCT = (size_t)B * s->C3 * s->T, BT = (size_t)B * s->T;
     t->n = n;
-    t->cv1 = conv1d_shape(B, 1, L, s->C1, 5, 2, 0);
     t->cv3 = conv1d_shape(B, s->C1, n.L2, s->C3, 5, 1, 0);
     t->cvd = conv1d_shape(B, s->C3, s->T, 1, 1, 1, 0);
     t->bn4 = (SpBatchNorm){B, 1, s->T, s->S, BN_EPS, BN_MOM};
     t->mha = (SpMHA){B, s->T, s->C3, s->H};
 
-    t->xin = enc_take(ar, (size_t)B * L);
-    t->c1 = enc_take(ar, BC1L1);
+    t->xe = enc_take(ar, (size_t)B * ((L + 1) / 2));
+    t->xo = enc_take(ar, (size_t)B * (L / 2));
     t->p1 = enc_take(ar, BC1L2);
     t->w1 = enc_take_u8(ar, BC1L2);
     t->c3 = enc_take(ar, BC3L3);
@@ -246,6 +247,7 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->dc = enc_take(ar, BT);
     t->h = enc_take(ar, BT);
     t->mu1 = enc_take_double(ar, (size_t)s->S * s->C1);
+    t->ps1 = enc_take_double(ar, (size_t)B * s->C1 * (K1 + 3));
     t->r1 = enc_take(ar, (size_t)s->S * s->C1);
     t->mu3 = enc_take_double(ar, (size_t)s->S * s->C3);
     t->r3 = enc_take(ar, (size_t)s->S * s->C3);
@@ -272,10 +274,9 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->k1 = enc_take_double(ar, sc);
     t->k2 = enc_take_double(ar, sc);
 
-    size_t w = conv1d_work_floats(&t->cv1);
+    size_t w = conv1d_work_floats(&t->cv3);
     size_t v;
 #define MAXW(x) v = (x); if (v > w) w = v
-    MAXW(conv1d_work_floats(&t->cv3));
     MAXW(conv1d_work_floats(&t->cvd));
     MAXW(batchnorm_work_floats(&t->bn4));
     MAXW(linear_work_floats(B * s->C3, s->NB, s->T));
@@ -311,7 +312,7 @@ static void convsc_act_free(SpEncAct *a) {
 
 /* Shapes for the current batch size B (contexts are sized for maxB). */
 static void set_batch(ConvscAct *t, int B) {
-    t->cv1.B = t->cv3.B = t->cvd.B = B;
+    t->cv3.B = t->cvd.B = B;
     t->bn4.N = B;
     t->mha.B = B;
 }
@@ -471,6 +472,301 @@ static void stage_backward(const Stage *g, float *c, const float *dp, const unsi
         }
 }
 
+/* ------------------------------------------------------------ stage 1 */
+/* conv1 (1 -> C1, k5, stride 2, bias) -> split BN -> max pool 2 -> ReLU,
+ * fused one step further than stage_*: conv1 costs 5 multiply-adds per
+ * value, so it is recomputed in every pass instead of being stored (its map
+ * is the largest tensor of the network, B*C1*L1 floats). Passes, each
+ * parallel over the samples, with per-(sample, channel) partial sums added
+ * in sample order (bit-identical for any thread count):
+ *   forward  A (train): shifted sums of conv1 -> batch mean / variance;
+ *            B: normalise, pool, ReLU -> p1 (+ the pool choices w1);
+ *   backward C (train): sums of dy and dy (y - mean) at the pooled positions;
+ *            D: dy -> d(conv1) at every position -> conv1 weight and bias
+ *            gradients, accumulated on the fly (no gradient map either).
+ * The input is kept deinterleaved (xe[i] = x[2i], xo[i] = x[2i+1]) so that
+ * conv1 at position p reads contiguous runs; its value is computed as core's
+ * direct C = 1 kernel does (bias, then taps 0..4), identically in every
+ * pass. Positions are processed in blocks of S1_BLK (float lanes, added in
+ * double per block). */
+#define S1_BLK 256
+
+typedef struct {
+    int B, C, L, L1, S;
+    int Le, Lo;   /* lengths of the even / odd halves of the input */
+} Stage1;
+
+/* y[0..n) = conv1 at positions p0..p0+n of one channel. */
+static inline void s1_conv_blk(float *y, const float *xe, const float *xo, const float *w,
+                               float b, int p0, int n) {
+    const float *e0 = xe + p0, *o0 = xo + p0;
+    for (int i = 0; i < n; i++) {
+        float v = b;
+        v += w[0] * e0[i];
+        v += w[1] * o0[i];
+        v += w[2] * e0[i + 1];
+        v += w[3] * o0[i + 1];
+        v += w[4] * e0[i + 2];
+        y[i] = v;
+    }
+}
+
+static void s1_split_input(const Stage1 *g, float *xe, float *xo, const float *x) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < g->B; b++) {
+        const float *xb = x + (size_t)b * g->L;
+        float *e = xe + (size_t)b * g->Le, *o = xo + (size_t)b * g->Lo;
+        for (int i = 0; i < g->Le; i++) e[i] = xb[2 * i];
+        for (int i = 0; i < g->Lo; i++) o[i] = xb[2 * i + 1];
+    }
+}
+
+static void s1_forward(const Stage1 *g, float *p, unsigned char *wsel, double *mu, float *rstd,
+                       double *ps, const float *xe, const float *xo, const float *w,
+                       const float *bias, const float *gamma, const float *beta, float *rm,
+                       float *rv, int train) {
+    const int B = g->B, C = g->C, L1 = g->L1, S = g->S, Lp = L1 / 2, per = B / S;
+    if (train) {
+        /* A: sums of (y - shift), (y - shift)^2 with shift = the running mean
+         * (the same for every sample): one pass in double is then as exact as
+         * two for any realistic mean / std ratio */
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            const float *e = xe + (size_t)b * g->Le, *o = xo + (size_t)b * g->Lo;
+            float yb[S1_BLK];
+            for (int ch = 0; ch < C; ch++) {
+                const double sh = rm[ch];
+                double s1[8] = {0}, s2[8] = {0};
+                for (int p0 = 0; p0 < L1; p0 += S1_BLK) {
+                    const int n = L1 - p0 < S1_BLK ? L1 - p0 : S1_BLK;
+                    s1_conv_blk(yb, e, o, w + (size_t)ch * K1, bias[ch], p0, n);
+                    int i = 0;
+                    for (; i + 8 <= n; i += 8)
+                        for (int k = 0; k < 8; k++) {
+                            double d = (double)yb[i + k] - sh;
+                            s1[k] += d;
+                            s2[k] += d * d;
+                        }
+                    for (; i < n; i++) {
+                        double d = (double)yb[i] - sh;
+                        s1[0] += d;
+                        s2[0] += d * d;
+                    }
+                }
+                double t1 = 0.0, t2 = 0.0;
+                for (int k = 0; k < 8; k++) {
+                    t1 += s1[k];
+                    t2 += s2[k];
+                }
+                ps[((size_t)b * C + ch) * 2] = t1;
+                ps[((size_t)b * C + ch) * 2 + 1] = t2;
+            }
+        }
+        const double m = (double)per * L1, bessel = m > 1 ? m / (m - 1) : 1.0;
+        for (int ch = 0; ch < C; ch++) {
+            double am = 0.0, av = 0.0;
+            for (int sp = 0; sp < S; sp++) {
+                double t1 = 0.0, t2 = 0.0;
+                for (int j = 0; j < per; j++) {
+                    const size_t q = ((size_t)(j * S + sp) * C + ch) * 2;
+                    t1 += ps[q];
+                    t2 += ps[q + 1];
+                }
+                double md = t1 / m, var = t2 / m - md * md;
+                if (var < 0.0) var = 0.0;
+                double mean = (double)rm[ch] + md;
+                mu[sp * C + ch] = mean;
+                rstd[sp * C + ch] = (float)(1.0 / sqrt(var + (double)BN_EPS));
+                am += (1.0 - (double)BN_MOM) * (double)rm[ch] + (double)BN_MOM * mean;
+                av += (1.0 - (double)BN_MOM) * (double)rv[ch] + (double)BN_MOM * var * bessel;
+            }
+            rm[ch] = (float)(am / S);
+            rv[ch] = (float)(av / S);
+        }
+    }
+    /* B: normalise, pool, ReLU */
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *e = xe + (size_t)b * g->Le, *o = xo + (size_t)b * g->Lo;
+        float yb[S1_BLK];
+        for (int ch = 0; ch < C; ch++) {
+            const size_t r = (size_t)b * C + ch;
+            float mh, ml, a;
+            if (train) {
+                const int q = (b % S) * C + ch;
+                mh = (float)mu[q];
+                ml = (float)(mu[q] - (double)mh);
+                a = rstd[q] * gamma[ch];
+            } else {
+                mh = rm[ch];
+                ml = 0.0f;
+                a = (float)((double)gamma[ch] / sqrt((double)rv[ch] + (double)BN_EPS));
+            }
+            const float be = beta[ch];
+            float *pr = p + r * Lp;
+            unsigned char *wr = wsel + r * Lp;
+            for (int t0 = 0; t0 < Lp; t0 += S1_BLK / 2) {
+                const int nt = Lp - t0 < S1_BLK / 2 ? Lp - t0 : S1_BLK / 2;
+                s1_conv_blk(yb, e, o, w + (size_t)ch * K1, bias[ch], 2 * t0, 2 * nt);
+                for (int t = 0; t < nt; t++) {
+                    float u = ((yb[2 * t] - mh) - ml) * a + be;
+                    float v = ((yb[2 * t + 1] - mh) - ml) * a + be;
+                    int second = v > u || v != v;   /* first maximum on ties; NaN wins */
+                    float mx = second ? v : u;
+                    pr[t0 + t] = mx < 0.0f ? 0.0f : mx;   /* ReLU (NaN passes) */
+                    wr[t0 + t] = (unsigned char)second;
+                }
+            }
+        }
+    }
+}
+
+/* dp (B, C, Lp): gradient w.r.t. p1, masked by the ReLU. Adds into the
+ * conv1 weight / bias and BN weight / bias gradients. ps: B*C*(K1+3) doubles. */
+static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *wsel,
+                        const double *mu, const float *rstd, double *ps, const float *xe,
+                        const float *xo, const float *w, const float *bias, const float *gamma,
+                        const float *rm, const float *rv, float *dw, float *db, float *dgamma,
+                        float *dbeta, double *k1, double *k2, int train) {
+    const int B = g->B, C = g->C, L1 = g->L1, S = g->S, Lp = L1 / 2, per = B / S;
+    const double m = (double)per * L1;
+    const size_t stride = K1 + 3;   /* per (b, ch): dw[K1], db, sum dy, sum dy (y - mean) */
+    /* C: sums over the pooled positions */
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *e = xe + (size_t)b * g->Le, *o = xo + (size_t)b * g->Lo;
+        float yb[S1_BLK], ys[S1_BLK / 2];
+        for (int ch = 0; ch < C; ch++) {
+            const size_t r = (size_t)b * C + ch;
+            const float *d = dp + r * Lp;
+            const unsigned char *wr = wsel + r * Lp;
+            const double mean = train ? mu[(b % S) * C + ch] : (double)rm[ch];
+            double sg[8] = {0}, sgx[8] = {0};
+            for (int t0 = 0; t0 < Lp; t0 += S1_BLK / 2) {
+                const int nt = Lp - t0 < S1_BLK / 2 ? Lp - t0 : S1_BLK / 2;
+                s1_conv_blk(yb, e, o, w + (size_t)ch * K1, bias[ch], 2 * t0, 2 * nt);
+                for (int t = 0; t < nt; t++) ys[t] = wr[t0 + t] ? yb[2 * t + 1] : yb[2 * t];
+                const float *dt = d + t0;
+                int t = 0;
+                for (; t + 8 <= nt; t += 8)
+                    for (int k = 0; k < 8; k++) {
+                        double dy = dt[t + k];
+                        sg[k] += dy;
+                        sgx[k] += dy * ((double)ys[t + k] - mean);
+                    }
+                for (; t < nt; t++) {
+                    double dy = dt[t];
+                    sg[0] += dy;
+                    sgx[0] += dy * ((double)ys[t] - mean);
+                }
+            }
+            double t1 = 0.0, t2 = 0.0;
+            for (int k = 0; k < 8; k++) {
+                t1 += sg[k];
+                t2 += sgx[k];
+            }
+            ps[r * stride + K1 + 1] = t1;
+            ps[r * stride + K1 + 2] = t2;
+        }
+    }
+    for (int ch = 0; ch < C; ch++) {
+        double tg = 0.0, tgx = 0.0;
+        for (int sp = 0; sp < (train ? S : 1); sp++) {
+            double sg = 0.0, sgx = 0.0;
+            for (int j = 0; j < (train ? per : B); j++) {
+                const int b = train ? j * S + sp : j;
+                sg += ps[((size_t)b * C + ch) * stride + K1 + 1];
+                sgx += ps[((size_t)b * C + ch) * stride + K1 + 2];
+            }
+            double r_ = train ? (double)rstd[sp * C + ch]
+                              : 1.0 / sqrt((double)rv[ch] + (double)BN_EPS);
+            sgx *= r_;   /* sum dy * xhat */
+            if (train) {
+                k1[sp * C + ch] = sg / m;
+                k2[sp * C + ch] = sgx / m;
+            }
+            tg += sg;
+            tgx += sgx;
+        }
+        dbeta[ch] += (float)tg;
+        dgamma[ch] += (float)tgx;
+    }
+    /* D: d(conv1) at every position, straight into the conv1 gradients:
+     * dw[k] = sum_p dx[p] x[2p + k], db = sum_p dx[p] */
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *e = xe + (size_t)b * g->Le, *o = xo + (size_t)b * g->Lo;
+        float yb[S1_BLK], dx[S1_BLK];
+        for (int ch = 0; ch < C; ch++) {
+            const size_t r = (size_t)b * C + ch;
+            const float *d = dp + r * Lp;
+            const unsigned char *wr = wsel + r * Lp;
+            double dacc[K1 + 1] = {0};
+            float mh = 0.0f, ml = 0.0f, a, f1 = 0.0f, f2 = 0.0f;
+            if (train) {
+                const int q = (b % S) * C + ch;
+                const float rs = rstd[q];
+                a = rs * gamma[ch];
+                mh = (float)mu[q];
+                ml = (float)(mu[q] - (double)mh);
+                f1 = (float)k1[q];
+                f2 = rs * (float)k2[q];
+            } else {
+                /* frozen statistics: d(conv1) = a dy, nonzero at the pool picks only */
+                a = (float)((double)gamma[ch] / sqrt((double)rv[ch] + (double)BN_EPS));
+            }
+            for (int p0 = 0; p0 < L1; p0 += S1_BLK) {
+                const int n = L1 - p0 < S1_BLK ? L1 - p0 : S1_BLK;
+                /* dy scattered to the pool picks (position 2t + w[t]) */
+                const int t0 = p0 / 2, nt = (p0 + n) / 2 - t0 < Lp - t0 ? (p0 + n) / 2 - t0 : Lp - t0;
+                for (int i = 0; i < n; i++) dx[i] = 0.0f;
+                for (int t = 0; t < nt; t++) dx[2 * t + wr[t0 + t]] = d[t0 + t];
+                if (train) {
+                    s1_conv_blk(yb, e, o, w + (size_t)ch * K1, bias[ch], p0, n);
+                    for (int i = 0; i < n; i++) dx[i] = a * (dx[i] - f1 - ((yb[i] - mh) - ml) * f2);
+                } else {
+                    for (int i = 0; i < n; i++) dx[i] = a * dx[i];
+                }
+                const float *e0 = e + p0, *o0 = o + p0;
+                float acc[K1 + 1][16];
+                for (int k = 0; k <= K1; k++)
+                    for (int l = 0; l < 16; l++) acc[k][l] = 0.0f;
+                int i = 0;
+                for (; i + 16 <= n; i += 16)
+                    for (int l = 0; l < 16; l++) {
+                        const float v = dx[i + l];
+                        acc[0][l] += v * e0[i + l];
+                        acc[1][l] += v * o0[i + l];
+                        acc[2][l] += v * e0[i + l + 1];
+                        acc[3][l] += v * o0[i + l + 1];
+                        acc[4][l] += v * e0[i + l + 2];
+                        acc[5][l] += v;
+                    }
+                for (; i < n; i++) {
+                    const float v = dx[i];
+                    acc[0][0] += v * e0[i];
+                    acc[1][0] += v * o0[i];
+                    acc[2][0] += v * e0[i + 1];
+                    acc[3][0] += v * o0[i + 1];
+                    acc[4][0] += v * e0[i + 2];
+                    acc[5][0] += v;
+                }
+                for (int k = 0; k <= K1; k++)
+                    for (int l = 0; l < 16; l++) dacc[k] += (double)acc[k][l];
+            }
+            for (int k = 0; k <= K1; k++) ps[r * stride + k] = dacc[k];
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < C; ch++) {
+        double sacc[K1 + 1] = {0};
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k <= K1; k++) sacc[k] += ps[((size_t)b * C + ch) * stride + k];
+        for (int k = 0; k < K1; k++) dw[(size_t)ch * K1 + k] += (float)sacc[k];
+        db[ch] += (float)sacc[K1];
+    }
+}
+
 /* CAM + fusion, one sample. X, As (C, T); Att (C, C); AX, Z (C, T).
  * E and Att X are accumulated in double (C*C*T terms: about 1 % of the work). */
 static void cam_fuse_sample(float *Z, float *Att, float *AX, const float *X, const float *As,
@@ -560,12 +856,13 @@ static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int
     const int *ix = s->idx;
 #define D(k) sp_params_data(p, ix[k])
 
-    /* conv1 -> BN -> pool -> ReLU (x is kept: conv1's weight gradient needs it) */
-    memcpy(t->xin, x, (size_t)B * a->L * sizeof(float));
-    conv1d_forward(t->c1, t->xin, D(T_C1W), D(T_C1B), &t->cv1, t->work);
-    const Stage g1 = {B, C1, n.L1, s->S}, g3 = {B, C3, n.L3, s->S};
-    stage_forward(&g1, t->p1, t->w1, t->mu1, t->r1, t->c1, D(T_BN1W), D(T_BN1B), D(T_BN1RM),
-                  D(T_BN1RV), train);
+    /* conv1 -> BN -> pool -> ReLU (x is kept, deinterleaved: stage 1
+     * recomputes conv1 from it) */
+    const Stage1 g1 = {B, C1, a->L, n.L1, s->S, (a->L + 1) / 2, a->L / 2};
+    s1_split_input(&g1, t->xe, t->xo, x);
+    const Stage g3 = {B, C3, n.L3, s->S};
+    s1_forward(&g1, t->p1, t->w1, t->mu1, t->r1, t->ps1, t->xe, t->xo, D(T_C1W), D(T_C1B),
+               D(T_BN1W), D(T_BN1B), D(T_BN1RM), D(T_BN1RV), train);
 
     /* conv3 -> BN -> pool -> ReLU */
     conv1d_forward(t->c3, t->p1, D(T_C3W), D(T_C3B), &t->cv3, t->work);
@@ -669,18 +966,19 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
     adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->NB);
 
     /* ReLU -> pool -> BN -> conv3 (c3 becomes its gradient) */
-    const Stage g1 = {B, C1, n.L1, s->S}, g3 = {B, C3, n.L3, s->S};
+    const Stage1 g1 = {B, C1, a->L, n.L1, s->S, (a->L + 1) / 2, a->L / 2};
+    const Stage g3 = {B, C3, n.L3, s->S};
     enc_relu_mask(t->dp3, t->p3, B, (size_t)C3 * n.L4);
     stage_backward(&g3, t->c3, t->dp3, t->w3, t->mu3, t->r3, D(T_BN3W), D(T_BN3RM), D(T_BN3RV),
                    G(T_BN3W), G(T_BN3B), t->k1, t->k2, train);
     enc_zero(t->dp1, B, (size_t)C1 * n.L2);
     conv1d_backward(t->dp1, G(T_C3W), G(T_C3B), t->c3, t->p1, D(T_C3W), &t->cv3, t->work);
 
-    /* ReLU -> pool -> BN -> conv1 (no input gradient; c1 becomes its gradient) */
+    /* ReLU -> pool -> BN -> conv1 (no input gradient) */
     enc_relu_mask(t->dp1, t->p1, B, (size_t)C1 * n.L2);
-    stage_backward(&g1, t->c1, t->dp1, t->w1, t->mu1, t->r1, D(T_BN1W), D(T_BN1RM), D(T_BN1RV),
-                   G(T_BN1W), G(T_BN1B), t->k1, t->k2, train);
-    conv1d_backward(NULL, G(T_C1W), G(T_C1B), t->c1, t->xin, D(T_C1W), &t->cv1, t->work);
+    s1_backward(&g1, t->dp1, t->w1, t->mu1, t->r1, t->ps1, t->xe, t->xo, D(T_C1W), D(T_C1B),
+                D(T_BN1W), D(T_BN1RM), D(T_BN1RV), G(T_C1W), G(T_C1B), G(T_BN1W), G(T_BN1B), t->k1,
+                t->k2, train);
 #undef D
 #undef G
 }
