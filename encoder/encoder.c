@@ -286,6 +286,7 @@ void encoder_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
     ENC_ASSERT(a->mode != SP_ENC_EVAL,
                "encoder_backward after an SP_ENC_EVAL forward (use SP_ENC_EVAL_GRAD)");
     e->arch->backward(e, a, dfeat, B);
+    a->B = 0;   /* the activations may be consumed: a second backward needs a new forward */
 }
 
 /* ------------------------------------------------------------ save/load */

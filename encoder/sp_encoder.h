@@ -122,7 +122,8 @@ enum { SP_ENC_EVAL = 0, SP_ENC_TRAIN = 1, SP_ENC_EVAL_GRAD = 2 };
 SpStatus encoder_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                          float *feat);
 /* dfeat (B, D) for the B of the last forward on `a` (SP_ENC_TRAIN or
- * SP_ENC_EVAL_GRAD). ADDS into
+ * SP_ENC_EVAL_GRAD); at most one backward per forward (it may consume the
+ * saved activations). ADDS into
  * encoder_params(e)->grad (zero it once per step). No input gradient. */
 void encoder_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B);
 
