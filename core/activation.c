@@ -40,8 +40,7 @@ void softmax_forward(float *out, const float *inp, int N, int D) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * D;
         float *y = out + (size_t)n * D;
-        float mx = x[0];
-        for (int d = 1; d < D; d++) mx = x[d] > mx ? x[d] : mx;
+        const float mx = sp_max_f(x, (size_t)D);
         const double sum = sp_exp_shift_f(y, x, (size_t)D, mx);
         const float inv = (float)(1.0 / sum);
         for (int d = 0; d < D; d++) y[d] *= inv;

@@ -51,8 +51,7 @@ size_t mha_work_floats(const SpMHA *s) { return (size_t)sp_layer_threads() * mha
 static void mha_softmax_rows(float *p, int T) {
     for (int t = 0; t < T; t++) {
         float *r = p + (size_t)t * T;
-        float mx = r[0];
-        for (int u = 1; u < T; u++) mx = r[u] > mx ? r[u] : mx;
+        const float mx = sp_max_f(r, (size_t)T);
         const double sum = sp_exp_shift_f(r, r, (size_t)T, mx);
         const float inv = (float)(1.0 / sum);
         for (int u = 0; u < T; u++) r[u] *= inv;

@@ -100,6 +100,27 @@ static inline double sp_dot_dev_f(const float *g, const float *x, size_t n, doub
     return sp_red_finish(a, tail);
 }
 
+/* max of x[0..n), n >= 1: 16 independent lanes so the loop vectorises (a
+ * NaN is skipped as by a sequential `x > m` scan unless it is x[0]; it then
+ * reaches the caller's exp and propagates). */
+#define SP_MAX_LANES 16
+static inline float sp_max_f(const float *x, size_t n) {
+    if (n < SP_MAX_LANES) {
+        float m = x[0];
+        for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+        return m;
+    }
+    float m[SP_MAX_LANES];
+    for (int l = 0; l < SP_MAX_LANES; l++) m[l] = x[l];
+    const size_t nv = n - n % SP_MAX_LANES;
+    for (size_t i = SP_MAX_LANES; i < nv; i += SP_MAX_LANES)
+        for (int l = 0; l < SP_MAX_LANES; l++) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+    float r = m[0];
+    for (int l = 1; l < SP_MAX_LANES; l++) r = m[l] > r ? m[l] : r;
+    for (size_t i = nv; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
 /* exp for float rows, vectorised without libm calls (glibc's expf is a
  * scalar call, and PyTorch's softmax uses a vectorised exp too). The
  * argument (a float) is reduced and the polynomial evaluated in double:

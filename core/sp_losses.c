@@ -139,8 +139,7 @@ double infonce_loss(float *dq, const float *q, const float *k, const float *queu
             float *row = work + i * (size_t)Q1;
             const float *qi = q + i * (size_t)D, *ki = k + i * (size_t)D;
             row[0] = (float)(sp_dot_f(qi, ki, (size_t)D) / (double)T);
-            float mx = row[0];
-            for (int j = 1; j < Q1; j++) mx = row[j] > mx ? row[j] : mx;
+            const float mx = sp_max_f(row, (size_t)Q1);
             nc += row[0] >= mx;  /* the positive is the first maximum */
             const double l0 = (double)row[0];
             /* row <- exp(row - max) (vectorised), sum in double */
