@@ -1,9 +1,11 @@
 /* config.c - the linear_eval.*, supervised.* and sweep.* configuration keys
  * and their conversion into parameter structs. */
 #include <float.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sp_linear_eval.h"
+#include "sp_log.h"
 
 static const SpCfgKey g_keys[] = {
     /* ------------------------------------------------------ linear probe */
@@ -85,4 +87,97 @@ static const SpCfgKey g_keys[] = {
 
 void linear_eval_config_register(void) {
     sp_config_register(g_keys, (int)(sizeof g_keys / sizeof g_keys[0]));
+}
+
+SpStatus lineval_param_from_config(LinParam *p, double *grid, const SpConfig *c, int n_classes) {
+    memset(p, 0, sizeof *p);
+    p->n_classes = n_classes;
+    int n = sp_cfg_list_len(c, "linear_eval.l2_grid");
+    if (n > SP_LIN_MAX_GRID)
+        SP_FAIL(SP_ECONFIG, "linear_eval.l2_grid: %d values, at most %d", n, SP_LIN_MAX_GRID);
+    for (int i = 0; i < n; i++) grid[i] = sp_cfg_float_at(c, "linear_eval.l2_grid", i);
+    p->l2_grid = grid;
+    p->n_l2 = n;
+    p->l2_default = sp_cfg_float(c, "linear_eval.l2_default");
+    p->l2_patience = (int)sp_cfg_int(c, "linear_eval.l2_patience");
+    p->standardise = sp_cfg_bool(c, "linear_eval.standardise");
+    lineval_lbfgs_default(&p->lbfgs);
+    p->lbfgs.m = (int)sp_cfg_int(c, "linear_eval.lbfgs_m");
+    p->lbfgs.max_iter = (int)sp_cfg_int(c, "linear_eval.max_iter");
+    p->lbfgs.gtol = sp_cfg_float(c, "linear_eval.tol");
+    if (n == 0 && sp_cfg_int(c, "linear_eval.val_per_class") > 0)
+        sp_log(SP_LOG_WARN, "linear_eval.l2_grid is empty: the probe uses l2_default = %g",
+               p->l2_default);
+    const char *msg = lineval_check_param(p);
+    if (msg && n_classes >= 2) SP_FAIL(SP_ECONFIG, "%s", msg);
+    return SP_OK;
+}
+
+const char *lineval_check_method(const char *name) {
+    static const char *plain[] = {"probe", "knn", "random_probe", "random_knn", "finetune"};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        if (!strcmp(name, plain[i])) return NULL;
+    if (!strncmp(name, "supervised:", 11)) {
+        const char *arch = name + 11, *names = encoder_arch_names();
+        size_t la = strlen(arch);
+        for (const char *p = names; la > 0 && *p;) {
+            const char *bar = strchr(p, '|');
+            size_t lp = bar ? (size_t)(bar - p) : strlen(p);
+            if (lp == la && !strncmp(p, arch, la)) return NULL;
+            if (!bar) break;
+            p = bar + 1;
+        }
+        return "unknown architecture after 'supervised:' (see encoder.arch for the choices)";
+    }
+    return "unknown method (choices: probe, knn, random_probe, random_knn, finetune, "
+           "supervised:<arch>)";
+}
+
+SpStatus lineval_sweep_spec_from_config(LinSweepSpec *spec, const SpConfig *c) {
+    memset(spec, 0, sizeof *spec);
+    int nk = sp_cfg_list_len(c, "sweep.labels_per_class"), nf = sp_cfg_list_len(c, "sweep.fractions");
+    if (nk + nf == 0)
+        SP_FAIL(SP_ECONFIG, "sweep.labels_per_class and sweep.fractions are both empty: nothing "
+                "to evaluate");
+    if (nk + nf > SP_SWEEP_MAX_BUDGETS)
+        SP_FAIL(SP_ECONFIG, "sweep: %d label budgets, at most %d", nk + nf, SP_SWEEP_MAX_BUDGETS);
+    for (int i = 0; i < nk; i++) {
+        LinBudget *b = &spec->budgets[spec->n_budgets++];
+        b->per_class = (int)sp_cfg_int_at(c, "sweep.labels_per_class", i);
+        if (b->per_class > 0)
+            snprintf(b->name, sizeof b->name, "%d", b->per_class);
+        else
+            snprintf(b->name, sizeof b->name, "all");
+    }
+    for (int i = 0; i < nf; i++) {
+        LinBudget *b = &spec->budgets[spec->n_budgets++];
+        b->fraction = sp_cfg_float_at(c, "sweep.fractions", i);
+        if (!(b->fraction > 0))
+            SP_FAIL(SP_ECONFIG, "sweep.fractions[%d] = %g must be in (0, 1]", i, b->fraction);
+        snprintf(b->name, sizeof b->name, "%g%%", 100 * b->fraction);
+    }
+    for (int i = 0; i < spec->n_budgets; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(spec->budgets[i].name, spec->budgets[j].name))
+                SP_FAIL(SP_ECONFIG, "sweep: label budget '%s' is listed twice",
+                        spec->budgets[i].name);
+    spec->n_seeds = (int)sp_cfg_int(c, "sweep.seeds");
+    spec->seed0 = (uint64_t)sp_cfg_int(c, "train.seed");
+    int nm = sp_cfg_list_len(c, "sweep.methods");
+    if (nm < 1) SP_FAIL(SP_ECONFIG, "sweep.methods is empty");
+    if (nm > SP_SWEEP_MAX_METHODS)
+        SP_FAIL(SP_ECONFIG, "sweep.methods: %d methods, at most %d", nm, SP_SWEEP_MAX_METHODS);
+    for (int i = 0; i < nm; i++) {
+        const char *m = sp_cfg_str_at(c, "sweep.methods", i);
+        const char *msg = lineval_check_method(m);
+        if (msg) SP_FAIL(SP_ECONFIG, "sweep.methods[%d] = '%s': %s", i, m, msg);
+        if (strlen(m) >= sizeof spec->methods[0])
+            SP_FAIL(SP_ECONFIG, "sweep.methods[%d]: name too long", i);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(spec->methods[j], m))
+                SP_FAIL(SP_ECONFIG, "sweep.methods: '%s' is listed twice", m);
+        snprintf(spec->methods[spec->n_methods++], sizeof spec->methods[0], "%s", m);
+    }
+    spec->reports = 1;
+    return SP_OK;
 }

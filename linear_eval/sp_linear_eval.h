@@ -31,9 +31,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sp_augment.h"
 #include "sp_config.h"
 #include "sp_data.h"
+#include "sp_encoder.h"
 #include "sp_error.h"
+#include "sp_optim.h"
 
 /* Registers linear_eval.*, supervised.*, sweep.* (idempotent). */
 void linear_eval_config_register(void);
@@ -112,7 +115,7 @@ typedef struct {
 } LinParam;
 
 #define SP_LIN_MAX_GRID 64
-#define SP_LIN_PATH_MAX 1024
+#define SP_LIN_PATH_MAX 4096
 
 typedef struct {
     int C, D;
@@ -169,5 +172,197 @@ void lineval_destroy(LinModel **m);
  * votes normalised to sum 1. */
 SpStatus lineval_knn(const LinProblem *train, int C, const float *query, int64_t nq, int k,
                      double t, int32_t *pred, float *scores);
+
+/* ============================================================ features */
+
+/* Features h of dataset rows idx[0..n) (idx NULL: rows 0..n-1) into out
+ * (n, D): encoder in eval mode, input normalised with norm (may be NULL), no
+ * augmentation, batches of `batch`. SP_ENUMERIC on a non-finite feature. */
+SpStatus lineval_features(SpEncoder *e, SpDataset *ds, const int64_t *idx, int64_t n,
+                          const SpNorm *norm, int batch, float *out);
+/* Rows idx[0..n) of ds, normalised, into out (n, L) (sequential loader). */
+SpStatus lineval_gather(SpDataset *ds, const int64_t *idx, int64_t n, const SpNorm *norm,
+                        int batch, float *out);
+/* FNV-1a 64 of every parameter and buffer byte (BN running statistics
+ * included): the frozen-encoder check compares it before and after. */
+uint64_t lineval_encoder_hash(const SpEncoder *e);
+
+/* The labelled subset of a run (split_make, see the module comment):
+ * spec->per_class > 0: k rows per class; spec->fraction > 0: that fraction;
+ * both 0: every labelled row that is not validation ("all"). */
+SpStatus lineval_split(SpSplit *s, const SpDataset *ds, const SpSplitSpec *spec);
+
+/* ========================================================= supervised */
+
+typedef struct {
+    SpOptimKind opt;
+    double lr, momentum, weight_decay;
+    int epochs, batch_size, min_steps_per_epoch;
+    int patience;            /* early stopping on the validation loss (0: off) */
+    double min_delta;
+    int plateau_patience;    /* lr *= plateau_factor after this many flat epochs (0: off) */
+    double plateau_factor, min_lr;
+    int augment;             /* augment training batches (augment.* pipeline, each p = augment_p) */
+    double augment_p;
+    double encoder_lr_mult;  /* encoder lr = lr * this (1: from scratch; fine-tuning < 1) */
+    int bn_frozen;           /* fine-tuning with the running BN statistics (no batch stats) */
+    int eval_batch;
+    uint64_t seed;           /* batch order and augmentation streams */
+    int log_level;           /* SpLogLevel of the per-epoch lines */
+    char tag[48];            /* log prefix, e.g. "supervised:cnn" */
+} LinSupParam;
+
+/* An encoder with a linear classifier on its feature h. */
+typedef struct {
+    SpEncoder *enc;          /* owned */
+    SpParams head;           /* "weight" (C, D), "bias" (C) */
+    int C, D;
+    /* record of the last training run */
+    int epochs_run, best_epoch, stopped_early;
+    double best_val_loss, best_val_acc, best_train_loss, best_train_acc, final_lr, train_seconds;
+    double last_val_loss;    /* of the last epoch run (before the best weights were restored) */
+} LinSupModel;
+
+/* supervised.* (plus linear_eval.batch, train.seed) into p; encoder_lr_mult 1. */
+SpStatus lineval_sup_param_from_config(LinSupParam *p, const SpConfig *c);
+const char *lineval_sup_check_param(const LinSupParam *p);
+/* Takes ownership of *enc (set to NULL); classifier initialised as PyTorch's
+ * nn.Linear from a stream keyed by seed. */
+SpStatus lineval_sup_create(LinSupModel **out, SpEncoder **enc, int C, uint64_t seed);
+/* Train on dataset rows train_idx with validation rows val_idx (see
+ * supervised.c for the batch rules); the weights of the best validation
+ * epoch are restored at the end. aug may be NULL when p->augment = 0. */
+SpStatus lineval_sup_train(LinSupModel *m, SpDataset *ds, const int64_t *train_idx,
+                           int64_t n_train, const int64_t *val_idx, int64_t n_val,
+                           const SpNorm *norm, const AugSpec *aug, const LinSupParam *p);
+/* Eval-mode predictions of rows idx (NULL: 0..n-1): pred [n], prob [n, C]
+ * (either may be NULL). */
+SpStatus lineval_sup_predict(LinSupModel *m, SpDataset *ds, const int64_t *idx, int64_t n,
+                             const SpNorm *norm, int batch, int32_t *pred, float *prob);
+/* Model file: kind "supervised", arch = the encoder's, config_text (must set
+ * encoder.arch to that architecture so encoder_load_ckpt rebuilds it);
+ * groups encoder_q, classifier, norm, split (indices of the labelled rows). */
+SpStatus lineval_sup_save(const LinSupModel *m, const char *path, const SpNorm *norm,
+                          const char *config_text, const SpSplit *split);
+SpStatus lineval_sup_load(LinSupModel **out, const char *path, SpNorm *norm, int *have_norm);
+void lineval_sup_destroy(LinSupModel **m);
+
+/* ================================================== runs, sweep, reports */
+
+/* linear_eval.* into p (grid copied into grid[SP_LIN_MAX_GRID]). */
+SpStatus lineval_param_from_config(LinParam *p, double *grid, const SpConfig *c, int n_classes);
+/* The input normalisation stored with a checkpoint (group "norm"); *have = 0
+ * when absent (imported weights: spectra are fed as stored). */
+SpStatus lineval_load_norm(const char *ckpt, SpNorm *nm, int *have);
+
+#define SP_SWEEP_MAX_BUDGETS 32
+#define SP_SWEEP_MAX_METHODS 16
+
+/* A label budget: per_class > 0 rows per class, or fraction > 0, or "all"
+ * (both 0). */
+typedef struct {
+    int per_class;
+    double fraction;
+    char name[32];     /* "5", "all", "10%" */
+} LinBudget;
+
+typedef struct {
+    int n_budgets;
+    LinBudget budgets[SP_SWEEP_MAX_BUDGETS];
+    int n_seeds;
+    uint64_t seed0;                 /* split seeds seed0, seed0 + 1, ... */
+    int n_methods;
+    char methods[SP_SWEEP_MAX_METHODS][64];
+    const char *out_dir;            /* NULL: nothing written */
+    int reports;                    /* write sweep.{csv,md,svg}, confusion.{csv,svg} */
+    int save_probes;                /* write <out_dir>/probe_<budget>_s<seed>.h5 */
+    const char *title;              /* plot title (NULL: "specssl sweep") */
+} LinSweepSpec;
+
+typedef struct {
+    char method[64];
+    int budget;                     /* index into the spec's budgets */
+    uint64_t seed;
+    int64_t n_train, n_val, n_test;
+    double acc, f1, seconds, val_acc;
+    double selected;                /* probe: l2; supervised/finetune: best epoch; kNN: k */
+} LinSweepRow;
+
+typedef struct {
+    LinSweepSpec spec;
+    int C;
+    char **class_names;             /* [C] or NULL */
+    int n_rows, cap;
+    LinSweepRow *rows;
+    int64_t *confusion;             /* [n_methods][n_budgets][C*C], summed over seeds */
+    double feature_seconds;         /* SSL features of the labelled train + test rows */
+    uint64_t encoder_hash;          /* of the frozen SSL encoder (0: none used) */
+} LinSweepResult;
+
+/* Check a method name: probe | knn | random_probe | random_knn | finetune |
+ * supervised:<registered arch>. NULL or a message. */
+const char *lineval_check_method(const char *name);
+/* sweep.* (and linear_eval.val_*) into spec; out_dir etc. left to the caller. */
+SpStatus lineval_sweep_spec_from_config(LinSweepSpec *spec, const SpConfig *c);
+
+/* The whole protocol: open train/test (data.* keys of cfg), load the
+ * checkpoint's encoder and normalisation when a method needs them, then for
+ * every budget x seed draw the split (saved to <out_dir>/splits.h5) and run
+ * every method on it, scoring the test rows once. The frozen SSL encoder is
+ * fingerprinted before and re-checked after (SP_EINTERNAL on a change).
+ * Progress lines go to the log. ckpt may be NULL when no method needs it. */
+SpStatus lineval_sweep_run(LinSweepResult **out, const SpConfig *cfg, const char *ckpt,
+                           const char *train_path, const char *test_path,
+                           const LinSweepSpec *spec);
+void lineval_sweep_free(LinSweepResult **r);
+
+/* Mean and sample standard deviation over seeds of one (method, budget). */
+typedef struct {
+    int n;
+    double acc_mean, acc_std, f1_mean, f1_std, sec_mean, n_train_mean;
+} LinSweepStat;
+LinSweepStat lineval_sweep_stat(const LinSweepResult *r, int method, int budget);
+
+/* Reports in dir: sweep.csv (one row per method x budget x seed),
+ * sweep_summary.csv, sweep.md, sweep.svg, confusion.csv, confusion.svg. */
+SpStatus lineval_sweep_write_reports(const LinSweepResult *r, const char *dir);
+/* The Markdown table (accuracy, mean +- std over seeds, in %) as text
+ * (malloc'ed). */
+char *lineval_sweep_table(const LinSweepResult *r);
+
+/* ================================================== command back-ends */
+
+/* mkdir -p */
+SpStatus lineval_mkdir_p(const char *dir);
+
+typedef struct {
+    char arch[64];
+    int64_t n_train, n_val, n_test;
+    double test_acc, test_f1, best_val_acc, seconds;
+    int best_epoch, epochs;
+} LinSupRunInfo;
+
+/* `specssl supervised`: split the training file (budget: lineval_split spec
+ * incl. seed and validation size), train a fresh `arch` encoder (init_ckpt
+ * NULL; input normalisation data.normalise fitted on the training file) or
+ * fine-tune the encoder of init_ckpt (its normalisation), score the test
+ * file's labelled rows once, and save the model (out_path may be NULL). */
+SpStatus lineval_supervised_file(const SpConfig *cfg, const char *arch, const char *init_ckpt,
+                                 const char *train_path, const char *test_path,
+                                 const SpSplitSpec *budget, const char *out_path,
+                                 LinSupRunInfo *info);
+
+typedef struct {
+    char kind[32];
+    char encoder[4096];   /* probe: the encoder checkpoint used */
+    int64_t n, labelled, correct;
+    int C;
+} LinPredictInfo;
+
+/* `specssl predict`: apply a probe (kind "linear", with its encoder
+ * checkpoint, whose fingerprint must match) or a supervised model to every
+ * row of data_path; writes /predictions, /probabilities (+ /labels). */
+SpStatus lineval_predict_file(const SpConfig *cfg, const char *model_path, const char *data_path,
+                              const char *out_path, LinPredictInfo *info);
 
 #endif
