@@ -66,7 +66,7 @@ SpStatus lineval_features(SpEncoder *e, SpDataset *ds, const int64_t *idx, int64
     SpStatus rc = SP_OK;
     const int D = encoder_feature_dim(e);
     SP_TRY_GOTO(rc, loader_create(&ld, ds, idx, n, batch, 0, 0, 0, norm), out);
-    SP_TRY_GOTO(rc, encoder_act_create(&act, e, batch, ds->L), out);
+    SP_TRY_GOTO(rc, encoder_act_create_infer(&act, e, batch, ds->L), out);
     SP_TRY_GOTO(rc, loader_start_epoch(ld, 0), out);
     int64_t done = 0;
     for (;;) {

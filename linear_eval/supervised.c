@@ -129,7 +129,7 @@ static void eval_ctx_free(EvalCtx *e) {
 static SpStatus eval_ctx_init(EvalCtx *e, const LinSupModel *m, int maxB, int L) {
     memset(e, 0, sizeof *e);
     e->maxB = maxB;
-    SP_TRY(encoder_act_create(&e->act, m->enc, maxB, L));
+    SP_TRY(encoder_act_create_infer(&e->act, m->enc, maxB, L));
     e->feat = malloc((size_t)maxB * m->D * sizeof(float));
     e->logits = malloc((size_t)maxB * m->C * sizeof(float));
     if (!e->feat || !e->logits) {

@@ -523,6 +523,96 @@ START_TEST(probe_save_load_roundtrip) {
 }
 END_TEST
 
+
+/* ------------------------------------------------------- frozen encoder */
+
+/* Features (eval mode), probe and kNN leave every encoder byte unchanged,
+ * BN running statistics included; one train-mode forward does change them,
+ * so the check can fail. */
+START_TEST(frozen_encoder_check) {
+    sp_core_config_register();
+    data_config_register();
+    augment_config_register();
+    encoder_config_register();
+    linear_eval_config_register();
+    sp_blas_init(2);
+    const char *sets[] = {"encoder.arch=\"cnn\"", "encoder.cnn.channels=[6, 8]",
+                          "encoder.cnn.kernels=[5, 3]", "encoder.cnn.strides=[1, 1]",
+                          "encoder.cnn.padding=[2, 1]", "encoder.cnn.pool=[2, 0]",
+                          "encoder.cnn.batchnorm=true"};
+    SpConfig *c = NULL;
+    ck_assert_msg(sp_config_load(&c, NULL, sets, 7) == SP_OK, "%s", sp_error_message());
+    SpRng rng;
+    sp_rng_stream(&rng, 1, 2, 3, 4);
+    SpEncoder *e = NULL;
+    ck_assert_int_eq(encoder_create(&e, c, &rng), SP_OK);
+    enum { N = 40, L = 48 };
+    float *x = malloc(sizeof(float) * N * L);
+    int32_t y[N];
+    sp_fill_uniform_f(x, N * L, 5, -1, 2);
+    for (int i = 0; i < N; i++) {
+        y[i] = i % 4;
+        for (int t = 0; t < L; t++) x[i * L + t] += (float)(y[i] * sin(0.3 * t * (1 + y[i])));
+    }
+    /* non-trivial running statistics: a few train-mode forwards */
+    SpEncAct *act = NULL;
+    ck_assert_int_eq(encoder_act_create(&act, e, N, L), SP_OK);
+    const int D = encoder_feature_dim(e);
+    float *f = malloc(sizeof(float) * N * D);
+    for (int k = 0; k < 3; k++) ck_assert_int_eq(encoder_forward(e, act, x, N, SP_ENC_TRAIN, f), SP_OK);
+    SpParams *p = encoder_params(e);
+    ck_assert_int_gt((int)p->n_buf, 0);
+    size_t np = p->n_param, nb = p->n_buf;
+    float *before = malloc(sizeof(float) * (np + nb));
+    memcpy(before, p->data, sizeof(float) * np);
+    memcpy(before + np, p->buf, sizeof(float) * nb);
+    uint64_t h0 = lineval_encoder_hash(e);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/frozen.h5", sp_tmpdir());
+    SpDatasetOut d = {x, N, L, y, NULL, NULL, NULL, 0, "test"};
+    ck_assert_int_eq(dataset_write(path, &d), SP_OK);
+    SpDataOptions o;
+    data_options_default(&o);
+    SpDataset *ds = NULL;
+    ck_assert_int_eq(dataset_open(&ds, path, &o), SP_OK);
+    SpNorm nm;
+    ck_assert_int_eq(norm_fit(&nm, SP_NORM_GLOBAL_MINMAX, ds, NULL, N), SP_OK);
+    ck_assert_int_eq(lineval_features(e, ds, NULL, N, &nm, 7, f), SP_OK);
+    LinParam lp;
+    default_param(&lp, 4);
+    const double grid[3] = {1e-3, 1e-1, 10};
+    lp.l2_grid = grid;
+    lp.n_l2 = 3;
+    lp.standardise = 1;
+    LinProblem tr = {24, D, f, y}, va = {16, D, f + 24 * D, y + 24};
+    LinModel *m = NULL;
+    ck_assert_int_eq(lineval_train(&m, &tr, &va, &lp), SP_OK);
+    int32_t pred[N];
+    ck_assert_int_eq(lineval_predict(m, f, N, pred, NULL), SP_OK);
+    ck_assert_int_eq(lineval_knn(&tr, 4, f, N, 5, 0.1, pred, NULL), SP_OK);
+    lineval_destroy(&m);
+    ck_assert_msg(memcmp(before, p->data, sizeof(float) * np) == 0,
+                  "encoder parameters changed during feature extraction / probe");
+    ck_assert_msg(memcmp(before + np, p->buf, sizeof(float) * nb) == 0,
+                  "BN running statistics changed during feature extraction / probe");
+    ck_assert(lineval_encoder_hash(e) == h0);
+    /* the check is sensitive: a train-mode forward updates the running stats */
+    ck_assert_int_eq(encoder_forward(e, act, x, N, SP_ENC_TRAIN, f), SP_OK);
+    ck_assert(memcmp(before + np, p->buf, sizeof(float) * nb) != 0);
+    ck_assert(lineval_encoder_hash(e) != h0);
+    norm_free(&nm);
+    dataset_close(&ds);
+    encoder_act_destroy(&act);
+    encoder_destroy(&e);
+    sp_config_free(c);
+    free(x);
+    free(f);
+    free(before);
+    sp_tmpdir_cleanup();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("linear_eval");
     TCase *tc = tcase_create("lbfgs");
@@ -543,6 +633,10 @@ int main(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("metrics");
     tcase_add_test(tc, metrics_exact);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("frozen");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, frozen_encoder_check);
     suite_add_tcase(s, tc);
     tc = tcase_create("io");
     tcase_add_test(tc, probe_save_load_roundtrip);
