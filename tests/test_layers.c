@@ -110,6 +110,8 @@ END_TEST
 
 START_TEST(conv1d_gradcheck) {
     const ConvCase c = conv_cases[_i];
+    /* the one large case (C = 16, L = 37) is tier B only: keeps the sanitizer run short */
+    if ((size_t)c.B * c.C * c.L > 600) return;
     ConvCtx x = {c, conv1d_out_len(c.L, c.K, c.stride, c.pad), 0, 0, 0, 0, 0};
     size_t ni = (size_t)c.B * c.C * c.L, nw = (size_t)c.O * c.C * c.K, no = (size_t)c.B * c.O * x.Lo;
     x.inp = drand_(ni, 1, -1, 1);
@@ -167,10 +169,10 @@ static void conv_tier_b(const ConvCase c, int with_bias) {
     free(gi); free(gw); free(gb);
 }
 
-START_TEST(conv1d_vs_reference) { conv_tier_b(conv_cases[_i], 1); }
-END_TEST
-
-START_TEST(conv1d_vs_reference_nobias) { conv_tier_b(conv_cases[_i], 0); }
+START_TEST(conv1d_vs_reference) {
+    conv_tier_b(conv_cases[_i], 1);
+    conv_tier_b(conv_cases[_i], 0);  /* without bias */
+}
 END_TEST
 
 START_TEST(conv1d_exact_small) {
@@ -1119,7 +1121,6 @@ int main(void) {
     TCase *tb = tcase_create("backward");
     tcase_set_timeout(tb, 120);
     tcase_add_loop_test(tb, conv1d_vs_reference, 0, N_CONV_CASES);
-    tcase_add_loop_test(tb, conv1d_vs_reference_nobias, 0, N_CONV_CASES);
     tcase_add_loop_test(tb, linear_vs_reference, 0, N_LIN_CASES);
     tcase_add_test(tb, activation_vs_reference);
     tcase_add_loop_test(tb, pool_vs_reference, 0, N_POOL_CASES);
