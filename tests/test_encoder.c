@@ -465,6 +465,32 @@ START_TEST(shapes_and_min_length) {
 }
 END_TEST
 
+START_TEST(bench_cnn_config) {
+    /* configs/bench_cnn.cfg: 1->32 k7 p3 + pool 2, 32->64 k5 p2 + pool 2,
+     * 64->128 k3 p1, global average pool: 128-d, ~23.5 MFLOP at L = 1024. */
+    sp_core_config_register();
+    encoder_config_register();
+    SpConfig *c = NULL;
+    ck_assert_msg(sp_config_load(&c, SP_SOURCE_DIR "/configs/bench_cnn.cfg", NULL, 0) == SP_OK,
+                  "%s", sp_error_message());
+    SpEncoder *e = NULL;
+    SpProjHead *h = NULL;
+    ck_assert(encoder_create(&e, c, NULL) == SP_OK);
+    ck_assert_str_eq(encoder_arch(e), "cnn");
+    ck_assert_int_eq(encoder_feature_dim(e), 128);
+    const double f = encoder_flops(e, 1024);
+    ck_assert_msg(fabs(f - 23527424.0) < 1.0, "flops %.0f", f);
+    /* 32*7 + 32 + 64*32*5 + 64 + 128*64*3 + 128 parameters */
+    ck_assert_uint_eq(sp_params_count(encoder_params(e)), 224 + 32 + 10240 + 64 + 24576 + 128);
+    ck_assert(encoder_proj_create_cfg(&h, c, encoder_feature_dim(e), NULL) == SP_OK);
+    ck_assert_int_eq(encoder_proj_out_dim(h), 128);
+    ck_assert_uint_eq(sp_params_count(encoder_proj_params(h)), 2 * (128 * 128 + 128));
+    encoder_proj_destroy(&h);
+    encoder_destroy(&e);
+    sp_config_free(c);
+}
+END_TEST
+
 START_TEST(any_length_and_eval_batch_independence) {
     /* Eval mode: a sample's feature does not depend on the rest of the batch
      * (and on the batch size); every L >= min length works. */
@@ -777,6 +803,7 @@ int main(void) {
     tc = tcase_create("forward");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, shapes_and_min_length);
+    tcase_add_test(tc, bench_cnn_config);
     tcase_add_test(tc, any_length_and_eval_batch_independence);
     tcase_add_test(tc, cnn_fused_eval_matches_layer_path);
     tcase_add_test(tc, inference_context);
