@@ -15,7 +15,9 @@
  *   spectra of ONE length L, allocated once and reused every step. Several
  *   contexts per encoder are normal (MoCo queries, RR views, cut pieces of
  *   another length). A context works with any encoder built from the same
- *   config (so f_q and f_k may share one when f_k needs no backward).
+ *   config; a forward overwrites the context's activations, so two encoders
+ *   may share a context only when no backward is pending on it (f_k, which
+ *   never runs backward, can share with another forward-only pass).
  * - Nothing allocates in encoder_forward / encoder_backward.
  * - A context's scratch is sized for the OpenMP thread count at its creation:
  *   set the thread count (sp_blas_init) first; raising it later is refused.
