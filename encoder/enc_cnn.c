@@ -1,11 +1,16 @@
-/* enc_cnn.c - configurable 1D CNN encoder ending in global average pooling.
+/* enc_cnn.c - configurable 1D CNN encoder.
  *
  *   [LN over the points of each spectrum (no affine; encoder.cnn.layernorm_input)]
  *   n times: conv(C_i -> O_i, K_i, stride_i, pad_i, bias) [-> split BN] -> ReLU
  *            [-> max pool P_i (window = stride = P_i; 0 or 1: none)]
- *   global average pool -> feature (B, O_last)
- * Tensors "conv<i>.weight" (O,C,K), "conv<i>.bias" (O), and with batchnorm
- * "bn<i>.{weight,bias,running_mean,running_var}".
+ *   head "gap":     global average pool -> feature (B, O_last), any length
+ *   head "flatten": flatten (B, O_last * Lp_last) channel-major -> linear dense
+ *                   layer (no activation) -> feature (B, flatten_dim); keeps
+ *                   where peaks are (Schuetzke et al.'s CNN2/CNN3 family);
+ *                   the input length is fixed (encoder.cnn.input_length)
+ * Tensors "conv<i>.weight" (O,C,K), "conv<i>.bias" (O), with batchnorm
+ * "bn<i>.{weight,bias,running_mean,running_var}", with the flatten head
+ * "dense.weight" (flatten_dim, O_last * Lp_last), "dense.bias" (flatten_dim).
  * configs/bench_cnn.cfg: 1->32 k7 p3, pool 2; 32->64 k5 p2, pool 2; 64->128
  * k3 p1; 128-d feature (about 23.5 MFLOP per spectrum at L = 1024).
  *
@@ -44,6 +49,13 @@ static const SpCfgKey g_keys[] = {
     {"encoder.cnn.layernorm_input", SP_CFG_BOOL, "false", 1, 0, NULL,
      "cnn: standardise each input spectrum over its points first (LayerNorm without affine "
      "parameters, so any length works)"},
+    {"encoder.cnn.head", SP_CFG_STRING, "\"gap\"", 1, 0, "gap|flatten",
+     "cnn: global average pool over positions (any length; position-blind) or flatten + a "
+     "linear dense layer (keeps peak positions; needs encoder.cnn.input_length)"},
+    {"encoder.cnn.flatten_dim", SP_CFG_INT, "256", 1, 65536, NULL,
+     "cnn, head = flatten: width of the dense layer, the feature h (no activation)"},
+    {"encoder.cnn.input_length", SP_CFG_INT, "0", 0, 100000000, NULL,
+     "cnn, head = flatten: the spectrum length the dense layer is built for (required)"},
 };
 
 void enc_cnn_config_register(void) {
@@ -55,7 +67,23 @@ typedef struct {
     int pool[CNN_MAX_LAYERS];
     int ln_input;
     EncConvSpec cv[CNN_MAX_LAYERS];
+    int flatten;                 /* head = flatten */
+    int Lfix;                    /* flatten: the only input length */
+    int Din, Dout;               /* flatten: O_last * Lp_last -> flatten_dim */
+    int iwd, ibd;                /* flatten: dense tensors */
 } Cnn;
+
+/* Length after the conv/pool stack (< 1: too short). */
+static int cnn_stack_len(const Cnn *s, int L) {
+    for (int i = 0; i < s->n; i++) {
+        const EncConvSpec *c = &s->cv[i];
+        L = conv1d_out_len(L, c->K, c->stride, c->pad);
+        if (L < 1) return 0;
+        L /= s->pool[i];
+        if (L < 1) return 0;
+    }
+    return L;
+}
 
 static SpStatus read_list(const SpConfig *cfg, const char *key, int n, int *out) {
     int len = sp_cfg_list_len(cfg, key);
@@ -95,8 +123,30 @@ static SpStatus cnn_create(SpEncoder *e, const SpConfig *cfg) {
         SP_TRY_GOTO(rc, enc_conv_declare(&s->cv[i], &e->params, cn, bnn, i ? ch[i - 1] : 1, ch[i],
                                          k[i], st[i], pad[i], 1, bn, S), fail);
     }
-    e->impl = s;
+    s->flatten = !strcmp(sp_cfg_str(cfg, "encoder.cnn.head"), "flatten");
     e->feature_dim = ch[n - 1];
+    if (s->flatten) {
+        s->Lfix = (int)sp_cfg_int(cfg, "encoder.cnn.input_length");
+        if (s->Lfix < 1)
+            SP_FAIL_GOTO(rc, fail, SP_ECONFIG, "encoder.cnn.input_length must be set (> 0) when "
+                         "encoder.cnn.head = \"flatten\": the dense layer needs a fixed length");
+        int Lp = cnn_stack_len(s, s->Lfix);
+        if (Lp < 1)
+            SP_FAIL_GOTO(rc, fail, SP_ECONFIG, "encoder.cnn.input_length = %d is too short for "
+                         "the convolutions and pools of encoder.cnn.*", s->Lfix);
+        s->Din = ch[n - 1] * Lp;
+        s->Dout = (int)sp_cfg_int(cfg, "encoder.cnn.flatten_dim");
+        s->iwd = sp_params_add_dims(&e->params, "dense.weight", SP_TENSOR_PARAM, 2,
+                                    (int64_t)s->Dout, (int64_t)s->Din);
+        s->ibd = sp_params_add_dims(&e->params, "dense.bias", SP_TENSOR_PARAM, 1,
+                                    (int64_t)s->Dout);
+        if (s->iwd < 0 || s->ibd < 0) {
+            rc = sp_error_status();
+            goto fail;
+        }
+        e->feature_dim = s->Dout;
+    }
+    e->impl = s;
     e->batch_multiple = bn ? S : 1;
     return SP_OK;
 fail:
@@ -112,18 +162,17 @@ static void cnn_free_impl(SpEncoder *e) {
 static void cnn_init(SpEncoder *e, SpRng *rng) {
     const Cnn *s = e->impl;
     for (int i = 0; i < s->n; i++) enc_conv_init(&s->cv[i], &e->params, rng);
+    if (s->flatten && rng) {   /* Keras Dense default: Glorot uniform, zero bias */
+        double bound = sqrt(6.0 / ((double)s->Din + s->Dout));
+        enc_fill_uniform(sp_params_data(&e->params, s->iwd), (size_t)s->Dout * s->Din, bound, rng);
+        enc_fill_const(sp_params_data(&e->params, s->ibd), (size_t)s->Dout, 0.0f);
+    }
 }
 
 static int cnn_length_ok(const SpEncoder *e, int L) {
     const Cnn *s = e->impl;
-    for (int i = 0; i < s->n; i++) {
-        const EncConvSpec *c = &s->cv[i];
-        L = conv1d_out_len(L, c->K, c->stride, c->pad);
-        if (L < 1) return 0;
-        L /= s->pool[i];
-        if (L < 1) return 0;
-    }
-    return 1;
+    if (s->flatten && L != s->Lfix) return 0;
+    return cnn_stack_len(s, L) >= 1;
 }
 
 static double cnn_flops(const SpEncoder *e, int L) {
@@ -135,6 +184,7 @@ static double cnn_flops(const SpEncoder *e, int L) {
         f += 2.0 * c->O * c->C * c->K * Lc;
         L = Lc / s->pool[i];
     }
+    if (s->flatten) f += 2.0 * s->Din * s->Dout;
     return f;
 }
 
@@ -162,6 +212,7 @@ typedef struct {
     float *ev;
     float *ev_w[CNN_MAX_LAYERS];
     float *ev_scale[CNN_MAX_LAYERS], *ev_shift[CNN_MAX_LAYERS];
+    size_t ev_flat;                   /* flatten head: per-thread (O, Lp) copy */
 } CnnAct;
 
 static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
@@ -201,6 +252,10 @@ static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
         if (v > w) w = v;
         Li = t->Lout[i];
     }
+    if (s->flatten && !t->infer) {
+        size_t v = linear_work_floats(B, s->Din, s->Dout);
+        if (v > w) w = v;
+    }
     t->work = enc_take(ar, w);
 
     /* fused eval path */
@@ -217,7 +272,8 @@ static void cnn_layout(CnnAct *t, EncArena *ar, const Cnn *s, int B, int L) {
     }
     t->ev_buf = (buf + 15) & ~(size_t)15;
     t->ev_conv = (conv + 15) & ~(size_t)15;
-    t->ev_per = 2 * t->ev_buf + t->ev_conv;
+    t->ev_flat = s->flatten ? ((size_t)s->Din + 15) & ~(size_t)15 : 0;
+    t->ev_per = 2 * t->ev_buf + t->ev_conv + t->ev_flat;
     t->ev = enc_take(ar, t->ev_per * (size_t)t->nthreads);
 }
 
@@ -382,7 +438,18 @@ static void cnn_forward_eval_fused(const Cnn *s, CnnAct *t, const SpParams *p, c
                         s->pool[i]);
                 cur = 1 - cur;
             }
-            ev_mean_rows(feat + (size_t)b * D, buf[cur], D, t->Lout[s->n - 1]);
+            if (s->flatten) {   /* channel-major copy, then the dense layer */
+                const int Lp = t->Lout[s->n - 1];
+                float *flat = conv + t->ev_conv;
+                for (int o = 0; o < D; o++)
+                    for (int j = 0; j < Lp; j++) flat[(size_t)o * Lp + j] = buf[cur][(size_t)j * D + o];
+                float *fb = feat + (size_t)b * s->Dout;
+                memcpy(fb, sp_params_data(p, s->ibd), (size_t)s->Dout * sizeof(float));
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, s->Dout, s->Din, 1.0f,
+                            sp_params_data(p, s->iwd), s->Din, flat, 1, 1.0f, fb, 1);
+            } else {
+                ev_mean_rows(feat + (size_t)b * D, buf[cur], D, t->Lout[s->n - 1]);
+            }
         }
     }
 }
@@ -413,7 +480,11 @@ static void cnn_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mo
         in = t->out[i];
     }
     const int l = s->n - 1;
-    global_avgpool1d_forward(feat, t->out[l], B, s->cv[l].O, t->Lout[l]);
+    if (s->flatten)
+        linear_forward(feat, t->out[l], sp_params_data(p, s->iwd), sp_params_data(p, s->ibd), B,
+                       s->Din, s->Dout);
+    else
+        global_avgpool1d_forward(feat, t->out[l], B, s->cv[l].O, t->Lout[l]);
 }
 
 static void cnn_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
@@ -422,7 +493,11 @@ static void cnn_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B) {
     const SpParams *p = &e->params;
     const int l = s->n - 1;
     enc_zero(t->dout[l], B, (size_t)s->cv[l].O * t->Lout[l]);
-    global_avgpool1d_backward(t->dout[l], dfeat, B, s->cv[l].O, t->Lout[l]);
+    if (s->flatten)
+        linear_backward(t->dout[l], sp_params_grad(p, s->iwd), sp_params_grad(p, s->ibd), dfeat,
+                        t->out[l], sp_params_data(p, s->iwd), B, s->Din, s->Dout, t->work);
+    else
+        global_avgpool1d_backward(t->dout[l], dfeat, B, s->cv[l].O, t->Lout[l]);
     for (int i = l; i >= 0; i--) {
         const EncConvSpec *c = &s->cv[i];
         EncConvAct *u = &t->cu[i];
