@@ -422,9 +422,10 @@ SpStatus lineval_sup_train(LinSupModel *m, SpDataset *ds, const int64_t *train_i
     memcpy(ep->buf, snap + ep->n_param, ep->n_buf * sizeof(float));
     memcpy(m->head.data, snap + ep->n_param + ep->n_buf, m->head.n_param * sizeof(float));
     m->train_seconds = sp_time_now() - t0;
-    sp_log(p->log_level, "%s: %d epochs%s in %.1f s; best epoch %d: val_loss=%.4f val_acc=%.4f "
+    sp_log(p->log_level, "%s: %d epochs%s in %.1f s; best epoch %d: %s=%.4f %s=%.4f "
            "(weights restored)", p->tag, m->epochs_run, m->stopped_early ? " (early stop)" : "",
-           m->train_seconds, m->best_epoch + 1, m->best_val_loss, m->best_val_acc);
+           m->train_seconds, m->best_epoch + 1, n_val ? "val_loss" : "train_loss",
+           m->best_val_loss, n_val ? "val_acc" : "train_acc", m->best_val_acc);
 done:
     if (have_oe) optim_free(&oe);
     if (have_oh) optim_free(&oh);

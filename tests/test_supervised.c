@@ -63,7 +63,7 @@ static SpConfig *arch_config(const char *arch) {
         "encoder.cnn.padding=[2, 1]",      "encoder.cnn.pool=[2, 0]",
         "encoder.resnet1d.stem_channels=8", "encoder.resnet1d.widths=[8, 16]",
         "encoder.resnet1d.blocks=[1, 1]",  "supervised.lr=3e-3",
-        "supervised.epochs=150",           "supervised.patience=0",
+        "supervised.epochs=100",           "supervised.patience=0",
         "supervised.plateau_patience=0",   "supervised.min_steps_per_epoch=2",
     };
     int n = (int)(sizeof sets / sizeof sets[0]);
@@ -269,12 +269,128 @@ START_TEST(errors) {
 }
 END_TEST
 
+
+/* The cnn flatten head (encoder.cnn.head = "flatten"): the fused eval path
+ * equals the layer path, the dense layer's gradient matches finite
+ * differences, other lengths are refused, and it learns classes that differ
+ * only in peak POSITION. */
+START_TEST(cnn_flatten_head) {
+    register_keys();
+    sp_blas_init(2);
+    const char *sets[] = {"encoder.arch=\"cnn\"", "encoder.cnn.channels=[4, 6]",
+                          "encoder.cnn.kernels=[5, 3]", "encoder.cnn.strides=[2, 1]",
+                          "encoder.cnn.padding=[2, 1]", "encoder.cnn.pool=[2, 2]",
+                          "encoder.cnn.head=\"flatten\"", "encoder.cnn.flatten_dim=10",
+                          "encoder.cnn.input_length=64", "supervised.lr=3e-3",
+                          "supervised.epochs=150", "supervised.patience=0",
+                          "supervised.plateau_patience=0", "supervised.min_steps_per_epoch=2"};
+    SpConfig *c = NULL;
+    ck_assert_msg(sp_config_load(&c, NULL, sets, 14) == SP_OK, "%s", sp_error_message());
+    SpRng rng;
+    sp_rng_stream(&rng, 8, 0, 0, 0);
+    SpEncoder *e = NULL;
+    ck_assert_msg(encoder_create(&e, c, &rng) == SP_OK, "%s", sp_error_message());
+    ck_assert_int_eq(encoder_feature_dim(e), 10);
+    ck_assert_int_eq(encoder_check_length(e, L), SP_OK);
+    ck_assert_int_ne(encoder_check_length(e, L + 1), SP_OK);
+    enum { B = 5, D = 10 };
+    float x[B * L], f1[B * D], f2[B * D], G[B * D];
+    sp_fill_uniform_f(x, B * L, 3, -1, 1);
+    sp_fill_uniform_f(G, B * D, 4, -1, 1);
+    SpEncAct *ai = NULL, *ag = NULL;
+    ck_assert_int_eq(encoder_act_create_infer(&ai, e, B, L), SP_OK);
+    ck_assert_int_eq(encoder_act_create(&ag, e, B, L), SP_OK);
+    ck_assert_int_eq(encoder_forward(e, ai, x, B, SP_ENC_EVAL, f1), SP_OK);
+    ck_assert_int_eq(encoder_forward(e, ag, x, B, SP_ENC_EVAL_GRAD, f2), SP_OK);
+    sp_expect_close_f("fused vs layer path", f1, f2, B * D, 1e-5, 1e-6);
+    /* d(sum feat * G)/d dense.weight, dense.bias, conv0.weight vs central differences */
+    SpParams *p = encoder_params(e);
+    sp_params_zero_grad(p);
+    encoder_backward(e, ag, G, B);
+    /* central differences, skipping coordinates whose one-sided differences
+     * disagree (a ReLU or max-pool kink inside +-eps) */
+    const char *names[3] = {"dense.weight", "dense.bias", "conv0.weight"};
+    int checked = 0;
+    for (int t = 0; t < 3; t++) {
+        int ti = sp_params_find(p, names[t]);
+        ck_assert_int_ge(ti, 0);
+        float *w = sp_params_data(p, ti), *g = sp_params_grad(p, ti);
+        size_t n = p->t[ti].count;
+        double l0 = 0;
+        ck_assert_int_eq(encoder_forward(e, ai, x, B, SP_ENC_EVAL, f1), SP_OK);
+        for (int i = 0; i < B * D; i++) l0 += (double)f1[i] * G[i];
+        for (int k = 0; k < 8; k++) {
+            size_t j = (size_t)(k * 7919) % n;
+            float keep = w[j];
+            double eps = 1e-3, lp = 0, lm = 0;
+            w[j] = keep + (float)eps;
+            ck_assert_int_eq(encoder_forward(e, ai, x, B, SP_ENC_EVAL, f1), SP_OK);
+            for (int i = 0; i < B * D; i++) lp += (double)f1[i] * G[i];
+            w[j] = keep - (float)eps;
+            ck_assert_int_eq(encoder_forward(e, ai, x, B, SP_ENC_EVAL, f1), SP_OK);
+            for (int i = 0; i < B * D; i++) lm += (double)f1[i] * G[i];
+            w[j] = keep;
+            double dp = (lp - l0) / eps, dm = (l0 - lm) / eps, num = (lp - lm) / (2 * eps);
+            if (fabs(dp - dm) > 0.02 * (fabs(dp) + fabs(dm)) + 2e-3) continue;   /* kink */
+            checked++;
+            ck_assert_msg(sp_rel_err(g[j], num) < 1e-2 || fabs(g[j] - num) < 2e-3,
+                          "%s[%zu]: analytic %.6g, numeric %.6g", names[t], j, g[j], num);
+        }
+    }
+    ck_assert_int_ge(checked, 16);
+    encoder_act_destroy(&ai);
+    encoder_act_destroy(&ag);
+    /* classes that differ only in where a peak is: the flatten head separates them */
+    enum { NN = 12 };
+    float xs[NN * L];
+    int32_t y[NN];
+    sp_fill_uniform_f(xs, NN * L, 9, -0.05, 0.05);
+    for (int i = 0; i < NN; i++) {
+        y[i] = i % NCLS;
+        double mu = 12 + 18 * y[i] + (i % 2);
+        for (int t = 0; t < L; t++) xs[i * L + t] += (float)exp(-0.5 * (t - mu) * (t - mu) / 4.0);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/pos.h5", sp_tmpdir());
+    SpDatasetOut d = {xs, NN, L, y, NULL, NULL, NULL, 0, "test"};
+    ck_assert_int_eq(dataset_write(path, &d), SP_OK);
+    SpDataOptions o;
+    data_options_default(&o);
+    SpDataset *ds = NULL;
+    ck_assert_int_eq(dataset_open(&ds, path, &o), SP_OK);
+    LinSupModel *m = NULL;
+    ck_assert_int_eq(lineval_sup_create(&m, &e, NCLS, 1), SP_OK);
+    LinSupParam sp;
+    lineval_sup_param_from_config(&sp, c);
+    int64_t idx[NN];
+    for (int i = 0; i < NN; i++) idx[i] = i;
+    ck_assert_int_eq(lineval_sup_train(m, ds, idx, NN, NULL, 0, NULL, NULL, &sp), SP_OK);
+    ck_assert_msg(m->best_train_loss < 0.05, "flatten head: training loss %.4f",
+                  m->best_train_loss);
+    int32_t pred[NN];
+    ck_assert_int_eq(lineval_sup_predict(m, ds, NULL, NN, NULL, 4, pred, NULL), SP_OK);
+    for (int i = 0; i < NN; i++) ck_assert_int_eq(pred[i], y[i]);
+    lineval_sup_destroy(&m);
+    dataset_close(&ds);
+    /* a missing input length is a config error naming the key */
+    SpConfig *c2 = NULL;
+    const char *bad[] = {"encoder.arch=\"cnn\"", "encoder.cnn.head=\"flatten\""};
+    ck_assert_int_eq(sp_config_load(&c2, NULL, bad, 2), SP_OK);
+    ck_assert_int_eq(encoder_create(&e, c2, &rng), SP_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(sp_error_message(), "encoder.cnn.input_length"));
+    sp_config_free(c2);
+    sp_config_free(c);
+    sp_tmpdir_cleanup();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("supervised");
     TCase *tc = tcase_create("train");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, overfit_every_arch);
     tcase_add_test(tc, early_stopping_restores_best);
+    tcase_add_test(tc, cnn_flatten_head);
     suite_add_tcase(s, tc);
     tc = tcase_create("split");
     tcase_add_test(tc, split_shared_and_nested);
