@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
     p.l2_grid = grid;
     p.n_l2 = 8;
     p.l2_default = 1e-3;
-    p.l2_patience = argc > 6 ? atoi(argv[6]) : 2;
+    p.l2_patience = argc > 6 ? atoi(argv[6]) : 1;
     p.standardise = 1;
     lineval_lbfgs_default(&p.lbfgs);
     p.lbfgs.gtol = 1e-4;

@@ -12,7 +12,7 @@ static const SpCfgKey g_keys[] = {
     {"linear_eval.l2_grid", SP_CFG_FLOAT_LIST, "[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]", 0,
      1e6, NULL,
      "probe: candidate L2 strengths on the mean cross-entropy, chosen on the validation rows"},
-    {"linear_eval.l2_patience", SP_CFG_INT, "2", 0, 64, NULL,
+    {"linear_eval.l2_patience", SP_CFG_INT, "1", 0, 64, NULL,
      "probe: stop the L2 path (strong to weak) after this many strengths worse than the best "
      "in both validation accuracy and loss (0: fit the whole grid)"},
     {"linear_eval.l2_default", SP_CFG_FLOAT, "1e-3", 0, 1e6, NULL,

@@ -23,6 +23,7 @@
 #include <omp.h>
 
 #include "sp_blas.h"
+#include "sp_layers_util.h"
 #include "sp_linear_eval.h"
 #include "sp_log.h"
 
@@ -45,18 +46,12 @@ static void logits_rows(float *z, const float *x, int64_t n, int D, int C, const
     }
 }
 
-/* In place: row of logits -> softmax probabilities; returns logsumexp. */
+/* In place: row of logits -> softmax probabilities; returns logsumexp
+ * (core's vectorised exp, within ~0.5 ulp of expf; sum in double). */
 static double softmax_row(float *z, int C) {
-    float mx = z[0];
-    for (int c = 1; c < C; c++)
-        if (z[c] > mx) mx = z[c];
-    double s = 0;
-    for (int c = 0; c < C; c++) {
-        float e = expf(z[c] - mx);
-        z[c] = e;
-        s += (double)e;
-    }
-    float inv = (float)(1.0 / s);
+    const float mx = sp_max_f(z, (size_t)C);
+    const double s = sp_exp_shift_f(z, z, (size_t)C, mx);
+    const float inv = (float)(1.0 / s);
     for (int c = 0; c < C; c++) z[c] *= inv;
     return (double)mx + log(s);
 }
