@@ -1,2 +1,0 @@
-/* placeholder until the module lands */
-typedef int sp_pretext_placeholder_t;
