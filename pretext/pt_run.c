@@ -60,6 +60,8 @@
 #include "sp_progress.h"
 #include "sp_signal.h"
 
+#define PT_NAN ((double)NAN)
+
 /* Running sums of one epoch (saved in mid-epoch checkpoints). */
 enum {
     ACC_STEPS = 0,
@@ -198,7 +200,7 @@ static SpStatus check_resume_config(const SpConfig *cur, const char *old_text, c
         value_text(cur, &keys[i], a, sizeof a);
         value_text(old, &keys[i], b, sizeof b);
         if (strcmp(a, b) != 0) {
-            sp_config_free(&old);
+            sp_config_free(old);
             SP_FAIL(SP_ECONFIG,
                     "--resume: %s = %s differs from the run in '%s' (%s); only train.epochs "
                     "(to grow), train.threads, train.checkpoint_every and train.log_every may "
@@ -207,7 +209,7 @@ static SpStatus check_resume_config(const SpConfig *cur, const char *old_text, c
                     keys[i].key, a, file, b);
         }
     }
-    sp_config_free(&old);
+    sp_config_free(old);
     int64_t e = sp_cfg_int(cur, "train.epochs");
     if (e < epochs_done)
         SP_FAIL(SP_ECONFIG, "--resume: train.epochs = %lld but '%s' already completed %lld epochs",
@@ -403,7 +405,7 @@ static SpStatus knn_eval(RunCtx *r, double *acc) {
     for (int64_t i = 0; i < n; i++) {
         float *v = r->knn_feat + (size_t)i * F;
         double ss = 0.0;
-        for (int d = 0; d < F; d++) ss += (double)v[d] * v[d];
+        for (int d = 0; d < F; d++) ss += (double)v[d] * (double)v[d];
         double nrm = sqrt(ss);
         float inv = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12));
         for (int d = 0; d < F; d++) v[d] *= inv;
@@ -417,7 +419,7 @@ static SpStatus knn_eval(RunCtx *r, double *acc) {
 /* ------------------------------------------------------------ formatting */
 
 static double ratio(const double *a, int num, int den) {
-    return a[den] > 0 ? a[num] / a[den] : NAN;
+    return a[den] > 0 ? a[num] / a[den] : PT_NAN;
 }
 
 static void json_num(char *buf, size_t n, size_t *used, const char *key, double v) {
@@ -634,7 +636,7 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
     sch.warmup_from = sp_cfg_float(cfg, "optim.warmup_from");
     sch.reference_quirk = po.quirks;
 
-    const double lnq1 = po.moco_coef > 0 ? log((double)po.queue + 1.0) : NAN;
+    const double lnq1 = po.moco_coef > 0 ? log((double)po.queue + 1.0) : PT_NAN;
     const double dirs = po.symmetric ? 2.0 : 1.0;
     const int D = encoder_proj_out_dim(pretrain_proj_q(st));
     double moco_min = INFINITY;
@@ -667,11 +669,26 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
             double t0 = sp_time_now();
             rc = pretrain_step(st, b.x, Beff, b.index, b.extvar, e, r->gstep, lr, &ss);
             if (rc != SP_OK) {
-                sp_error_push(__FILE__, __LINE__, "while training epoch %lld/%lld (step %lld); %s",
-                              (long long)e + 1, (long long)r->epochs, (long long)r->gstep,
-                              file_exists(r->ckpt_path)
-                                  ? "the last good checkpoint is kept unchanged"
-                                  : "no checkpoint was written yet");
+                /* the CLI prints the root message only: put the run context in it */
+                char root[768];
+                snprintf(root, sizeof root, "%s", sp_error_message());
+                int64_t kept = -1;
+                if (file_exists(r->ckpt_path)) {
+                    hid_t f = -1;
+                    if (sp_h5_open_read(r->ckpt_path, &f) == SP_OK) {
+                        if (sp_h5_attr_read_int64(f, r->ckpt_path, "/", "epoch", &kept) != SP_OK)
+                            kept = -1;
+                        sp_h5_close(f);
+                    }
+                }
+                char tail[SP_PATH_MAX + 128];
+                if (kept >= 0)
+                    snprintf(tail, sizeof tail, "'%s' keeps the last good state (%lld epochs)",
+                             r->ckpt_path, (long long)kept);
+                else
+                    snprintf(tail, sizeof tail, "no checkpoint was written yet");
+                rc = sp_error_set(rc, __FILE__, __LINE__, "in epoch %lld/%lld: %s\n%s",
+                                  (long long)e + 1, (long long)r->epochs, root, tail);
                 goto out;
             }
             t_steps += sp_time_now() - t0;
@@ -726,17 +743,17 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
         t_epochs += ep_s;
         epochs_timed++;
         const int64_t done = e + 1;
-        double knn = NAN;
+        double knn = PT_NAN;
         if (r->knn_on && (done % r->knn_every == 0 || done == r->epochs))
             SP_TRY_GOTO(rc, knn_eval(r, &knn), out);
         const double rows_ep = acc[ACC_ROWS];
-        const double l_moco = po.moco_coef > 0 ? acc[ACC_MOCO] / rows_ep : NAN;
+        const double l_moco = po.moco_coef > 0 ? acc[ACC_MOCO] / rows_ep : PT_NAN;
         if (l_moco / dirs < moco_min) moco_min = l_moco / dirs;
-        const double l_inter = po.inter_coef > 0 ? acc[ACC_INTER] / rows_ep : NAN;
-        const double l_intra = po.intra_coef > 0 ? acc[ACC_INTRA] / rows_ep : NAN;
-        const double l_ext = pretrain_ext_classes(st) > 0 ? acc[ACC_EXT] / rows_ep : NAN;
-        const double sps = ep_s > 0 ? rows_timed / ep_s : NAN;
-        const double gfs = t_steps > 0 ? flops / t_steps * 1e-9 : NAN;
+        const double l_inter = po.inter_coef > 0 ? acc[ACC_INTER] / rows_ep : PT_NAN;
+        const double l_intra = po.intra_coef > 0 ? acc[ACC_INTRA] / rows_ep : PT_NAN;
+        const double l_ext = pretrain_ext_classes(st) > 0 ? acc[ACC_EXT] / rows_ep : PT_NAN;
+        const double sps = ep_s > 0 ? rows_timed / ep_s : PT_NAN;
+        const double gfs = t_steps > 0 ? flops / t_steps * 1e-9 : PT_NAN;
         const double wall = sp_time_now() - t_run;
         const double eta = (double)(r->epochs - done) * (t_epochs / epochs_timed);
         char hms[32], etas[32];

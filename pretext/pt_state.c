@@ -59,7 +59,7 @@ static SpStatus optim_kind(const SpConfig *cfg, SpOptimKind *k) {
 
 static SpStatus add_group(PretrainState *s, SpParams *p, const char *name, const SpConfig *cfg) {
     PT_ASSERT(s->ngroups < PT_MAX_GROUPS, "too many parameter groups");
-    SpOptimKind kind;
+    SpOptimKind kind = SP_OPT_SGD;
     SP_TRY(optim_kind(cfg, &kind));
     int i = s->ngroups;
     SP_TRY(optim_init(&s->optim[i], kind, p));
@@ -573,14 +573,14 @@ SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *i
     if (!isfinite(st->loss) || !isfinite(st->l_inter) || !isfinite(st->l_intra) ||
         !isfinite(st->l_ext) || !isfinite(st->l_moco))
         SP_FAIL(SP_ENUMERIC,
-                "non-finite loss at epoch index %lld (0-based), step %lld: L=%g L_inter=%g L_intra=%g L_ext=%g "
-                "L_moco=%g (lower optim.lr?)",
+                "non-finite loss (epoch index %lld, step %lld): L=%g L_inter=%g L_intra=%g "
+                "L_ext=%g L_moco=%g (lower optim.lr?)",
                 (long long)epoch, (long long)step, st->loss, st->l_inter, st->l_intra, st->l_ext,
                 st->l_moco);
     int g = pt_grad_nonfinite(s);
     if (g >= 0)
         SP_FAIL(SP_ENUMERIC,
-                "non-finite gradient in '%s' at epoch index %lld (0-based), step %lld (loss terms: L=%g "
+                "non-finite gradient in '%s' (epoch index %lld, step %lld; loss terms: L=%g "
                 "L_inter=%g L_intra=%g L_ext=%g L_moco=%g; lower optim.lr?)",
                 s->group_names[g], (long long)epoch, (long long)step, st->loss, st->l_inter,
                 st->l_intra, st->l_ext, st->l_moco);
@@ -589,6 +589,20 @@ SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *i
         s->have_keys = 0;
     }
     for (int i = 0; i < s->ngroups; i++) optim_step(&s->optim[i], s->groups[i], lr);
+    /* a finite gradient can still overflow a parameter (huge lr) */
+    for (int i = 0; i < s->ngroups; i++) {
+        const float *d = s->groups[i]->data;
+        size_t n = s->groups[i]->n_param;
+        int bad = 0;
+        for (size_t j = 0; j < n; j++) bad |= !isfinite(d[j]);
+        if (bad)
+            SP_FAIL(SP_ENUMERIC,
+                    "non-finite parameters in '%s' after the optimizer step (epoch index %lld, "
+                    "step %lld, lr %g; loss terms: L=%g L_inter=%g L_intra=%g "
+                    "L_ext=%g L_moco=%g; lower optim.lr?)",
+                    s->group_names[i], (long long)epoch, (long long)step, (double)lr, st->loss,
+                    st->l_inter, st->l_intra, st->l_ext, st->l_moco);
+    }
     return SP_OK;
 }
 

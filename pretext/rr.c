@@ -341,7 +341,7 @@ double pretext_knn_accuracy(const float *bank, const int32_t *bank_labels, int64
             for (int64_t j = 0; j < Nb; j++) {
                 const float *bv = bank + (size_t)j * D;
                 double s = 0.0;
-                for (int d = 0; d < D; d++) s += (double)qv[d] * bv[d];
+                for (int d = 0; d < D; d++) s += (double)qv[d] * (double)bv[d];
                 sim[j] = (float)s;
             }
             int n = 0;
@@ -377,11 +377,11 @@ double pretext_collapse_std(const float *z, int B, int D) {
     double acc = 0.0;
     for (int d = 0; d < D; d++) {
         double m = 0.0;
-        for (int b = 0; b < B; b++) m += z[(size_t)b * D + d];
+        for (int b = 0; b < B; b++) m += (double)z[(size_t)b * D + d];
         m /= B;
         double v = 0.0;
         for (int b = 0; b < B; b++) {
-            double e = z[(size_t)b * D + d] - m;
+            double e = (double)z[(size_t)b * D + d] - m;
             v += e * e;
         }
         acc += sqrt(v / (B - 1));

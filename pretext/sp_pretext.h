@@ -231,9 +231,11 @@ void pretrain_state_destroy(PretrainState **s);
 
 /* One training step on raw (already normalised) spectra x (B, L): augment
  * (streams keyed by epoch and index[b]; index NULL: 0..B-1), momentum update,
- * forward and backward of every term, NaN/Inf guard (SP_ENUMERIC naming the
- * epoch, step and terms; parameters left unchanged), enqueue, optimizer step
- * with learning rate lr. extvar (B) may be NULL only when the external head
+ * forward and backward of every term, NaN/Inf guard on every loss term and
+ * gradient, enqueue, optimizer step with learning rate lr, NaN/Inf guard on
+ * the updated parameters. A guard failure returns SP_ENUMERIC naming the
+ * epoch, step and loss terms; the state is then spoilt (the run loop keeps
+ * the last checkpoint and stops). extvar (B) may be NULL only when the external head
  * is off. B <= maxB, B a multiple of pretrain_batch_multiple, B >= 2 with RR. */
 SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *index,
                        const int32_t *extvar, int64_t epoch, int64_t step, float lr,
