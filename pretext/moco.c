@@ -73,7 +73,7 @@ void moco_shuffle_perm(int *perm, int B, uint64_t seed, int64_t epoch, int64_t s
 }
 
 SpStatus moco_key_create(MocoKeyEncoder *k, const SpConfig *cfg, const SpEncoder *enc_q,
-                         const SpProjHead *proj_q, int maxB, int L) {
+                         const SpProjHead *proj_q, int maxB, int L, SpEncAct *shared) {
     memset(k, 0, sizeof *k);
     SpStatus rc = SP_OK;
     SP_TRY_GOTO(rc, encoder_create_arch(&k->enc, encoder_arch(enc_q), cfg, NULL), fail);
@@ -96,7 +96,14 @@ SpStatus moco_key_create(MocoKeyEncoder *k, const SpConfig *cfg, const SpEncoder
     k->L = L;
     k->F = encoder_feature_dim(k->enc);
     k->D = encoder_proj_out_dim(k->proj);
-    SP_TRY_GOTO(rc, encoder_act_create(&k->act, k->enc, maxB, L), fail);
+    if (shared) {
+        if (encoder_act_max_batch(shared) < maxB || encoder_act_length(shared) != L)
+            SP_FAIL_GOTO(rc, fail, SP_EINTERNAL, "key encoder: shared context too small");
+        k->act = shared;
+        k->act_shared = 1;
+    } else {
+        SP_TRY_GOTO(rc, encoder_act_create(&k->act, k->enc, maxB, L), fail);
+    }
     SP_TRY_GOTO(rc, encoder_proj_act_create(&k->pact, k->proj, maxB), fail);
     k->xs = sp_aligned_alloc((size_t)maxB * L * sizeof(float), "key encoder input");
     k->h = sp_aligned_alloc((size_t)maxB * k->F * sizeof(float), "key features");
@@ -116,7 +123,7 @@ void moco_key_free(MocoKeyEncoder *k) {
     free(k->h);
     free(k->zs);
     encoder_proj_act_destroy(&k->pact);
-    encoder_act_destroy(&k->act);
+    if (!k->act_shared) encoder_act_destroy(&k->act);
     encoder_proj_destroy(&k->proj);
     encoder_destroy(&k->enc);
     memset(k, 0, sizeof *k);

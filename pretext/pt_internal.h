@@ -51,8 +51,8 @@ struct PretrainState {
     SpOptim optim[PT_MAX_GROUPS];
 
     /* encoder / projection contexts (per f_q call, kept for backward) */
-    SpEncAct *a_q1, *a_q2, *a_views, *a_p0, *a_p1;
-    SpProjAct *pa_q1, *pa_q2, *pa_views, *pa_p0, *pa_p1;
+    SpEncAct *a_q1, *a_views, *a_p0, *a_p1;      /* a_q1 serves k2, q1, k1, q2 */
+    SpProjAct *pa_q1, *pa_views, *pa_p0, *pa_p1;
     RrHeadAct ha_rel, ha_cls, ha_ext;
 
     /* current batch */

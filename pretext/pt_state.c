@@ -81,12 +81,10 @@ void pretrain_state_destroy(PretrainState **ps) {
     PretrainState *s = *ps;
     for (int i = 0; i < s->ngroups; i++) optim_free(&s->optim[i]);
     encoder_act_destroy(&s->a_q1);
-    encoder_act_destroy(&s->a_q2);
     encoder_act_destroy(&s->a_views);
     encoder_act_destroy(&s->a_p0);
     encoder_act_destroy(&s->a_p1);
     encoder_proj_act_destroy(&s->pa_q1);
-    encoder_proj_act_destroy(&s->pa_q2);
     encoder_proj_act_destroy(&s->pa_views);
     encoder_proj_act_destroy(&s->pa_p0);
     encoder_proj_act_destroy(&s->pa_p1);
@@ -184,7 +182,9 @@ SpStatus pretrain_state_create(PretrainState **out, const SpConfig *cfg, int L, 
                    o->queue, (long long)n_data);
         sp_rng_stream(&rng, seed_init, PT_INIT_QUEUE, 0, 0);
         SP_TRY_GOTO(rc, moco_queue_init(&s->queue, s->D, o->queue, &rng), fail);
-        SP_TRY_GOTO(rc, moco_key_create(&s->key, cfg, s->enc, s->proj, maxB, L), fail);
+        /* one (B, L) context serves k2, q1, k1, q2 in turn (see forward_backward) */
+        SP_TRY_GOTO(rc, encoder_act_create(&s->a_q1, s->enc, maxB, L), fail);
+        SP_TRY_GOTO(rc, moco_key_create(&s->key, cfg, s->enc, s->proj, maxB, L, s->a_q1), fail);
     }
 
     /* RR heads */
@@ -228,12 +228,7 @@ SpStatus pretrain_state_create(PretrainState **out, const SpConfig *cfg, int L, 
         int bad = 0;
         s->sample_idx = alloc_i(B, "sample indices", &bad);
         if (s->use_moco) {
-            SP_TRY_GOTO(rc, encoder_act_create(&s->a_q1, s->enc, maxB, L), fail);
             SP_TRY_GOTO(rc, encoder_proj_act_create(&s->pa_q1, s->proj, maxB), fail);
-            if (o->symmetric) {
-                SP_TRY_GOTO(rc, encoder_act_create(&s->a_q2, s->enc, maxB, L), fail);
-                SP_TRY_GOTO(rc, encoder_proj_act_create(&s->pa_q2, s->proj, maxB), fail);
-            }
             s->im1 = alloc_f(B * Lz, "MoCo views", &bad);
             s->im2 = alloc_f(B * Lz, "MoCo views", &bad);
             s->h_q1 = alloc_f(B * F, "features", &bad);
@@ -429,27 +424,33 @@ SpStatus pretrain_forward_backward(PretrainState *s, int64_t epoch, int64_t step
     st->B = B;
     for (int i = 0; i < s->ngroups; i++) sp_params_zero_grad(s->groups[i]);
 
-    /* ---- forward: MoCo (§6.2, §6.3) */
+    /* ---- MoCo (§6.2, §6.3). One encoder context serves all four calls:
+     * k2 = f_k(im2) (no backward needed), q1 = f_q(im1), L12 and q1's
+     * backward, then k1, q2, L21 and q2's backward. Each encoder sees its
+     * calls in the reference order (f_q: q1, q2, ...; f_k: k2, k1), which is
+     * all its BN running statistics depend on. */
     if (s->use_moco) {
         const float scale = (float)o->moco_coef;
         int nc = 0;
-        memset(s->dz_q1, 0, (size_t)B * D * sizeof(float));
-        SP_TRY(fq_forward(s, s->a_q1, s->pa_q1, s->im1, B, s->h_q1, s->z_q1));
         if (o->shuffle_bn) moco_shuffle_perm(s->perm, B, s->seed_shuffle, epoch, step, 0);
         SP_TRY(moco_key_encode(&s->key, s->im2, B, o->shuffle_bn ? s->perm : NULL, s->k2));
+        memset(s->dz_q1, 0, (size_t)B * D * sizeof(float));
+        SP_TRY(fq_forward(s, s->a_q1, s->pa_q1, s->im1, B, s->h_q1, s->z_q1));
         double l12 = infonce_loss(s->dz_q1, s->z_q1, s->k2, s->queue.data, B, D, s->queue.Q,
                                   o->temperature, scale, &nc, s->nce_work);
+        fq_backward(s, s->a_q1, s->pa_q1, s->dz_q1, B);
         st->l_moco = l12;
         st->moco_n = B;
         st->moco_correct = nc;
         if (o->symmetric) {
-            memset(s->dz_q2, 0, (size_t)B * D * sizeof(float));
-            SP_TRY(fq_forward(s, s->a_q2, s->pa_q2, s->im2, B, s->h_q2, s->z_q2));
             if (o->shuffle_bn) moco_shuffle_perm(s->perm, B, s->seed_shuffle, epoch, step, 1);
             SP_TRY(moco_key_encode(&s->key, s->im1, B, o->shuffle_bn ? s->perm : NULL, s->k1));
+            memset(s->dz_q2, 0, (size_t)B * D * sizeof(float));
+            SP_TRY(fq_forward(s, s->a_q1, s->pa_q1, s->im2, B, s->h_q2, s->z_q2));
             nc = 0;
             double l21 = infonce_loss(s->dz_q2, s->z_q2, s->k1, s->queue.data, B, D, s->queue.Q,
                                       o->temperature, scale, &nc, s->nce_work);
+            fq_backward(s, s->a_q1, s->pa_q1, s->dz_q2, B);
             st->l_moco += l21;
             st->moco_n += B;
             st->moco_correct += nc;
@@ -533,11 +534,8 @@ SpStatus pretrain_forward_backward(PretrainState *s, int64_t epoch, int64_t step
         rr_head_backward(&s->ext, &s->ha_ext, s->dlog_ext, s->dz_views);
     }
 
-    /* ---- backward through the projection head and f_q, every call */
-    if (s->use_moco) {
-        fq_backward(s, s->a_q1, s->pa_q1, s->dz_q1, B);
-        if (o->symmetric) fq_backward(s, s->a_q2, s->pa_q2, s->dz_q2, B);
-    }
+    /* ---- backward through the projection head and f_q (the MoCo calls
+     * were done right after their losses) */
     if (s->use_views) fq_backward(s, s->a_views, s->pa_views, s->dz_views, VB);
     if (s->use_intra) {
         fq_backward(s, s->a_p0, s->pa_p0, s->dz_p0, VB);

@@ -80,8 +80,9 @@ void moco_shuffle_perm(int *perm, int B, uint64_t seed, int64_t epoch, int64_t s
 typedef struct {
     SpEncoder *enc;
     SpProjHead *proj;
-    SpEncAct *act;
+    SpEncAct *act;      /* own, or borrowed (act_shared) */
     SpProjAct *pact;
+    int act_shared;
     int maxB, L, F, D;
     float *xs;   /* (maxB, L) shuffled inputs */
     float *h;    /* (maxB, F) */
@@ -89,9 +90,11 @@ typedef struct {
 } MocoKeyEncoder;
 
 /* Build f_k from cfg, copy every tensor of enc_q / proj_q into it (params and
- * buffers), allocate contexts for maxB spectra of length L. */
+ * buffers), allocate contexts for maxB spectra of length L. shared != NULL:
+ * use that encoder context (e.g. one of f_q's: f_k needs no backward, so a
+ * context of f_q that is free at the time can serve it) instead of an own one. */
 SpStatus moco_key_create(MocoKeyEncoder *k, const SpConfig *cfg, const SpEncoder *enc_q,
-                         const SpProjHead *proj_q, int maxB, int L);
+                         const SpProjHead *proj_q, int maxB, int L, SpEncAct *shared);
 void moco_key_free(MocoKeyEncoder *k);
 /* Momentum update of f_k's trainable parameters and projection head from
  * f_q's (BN running statistics are not touched). */

@@ -136,7 +136,7 @@ START_TEST(key_encoder_momentum) {
     SpParams *p = encoder_params(eq);
     for (size_t i = 0; i < p->n_buf; i++) p->buf[i] = 0.5f + 0.25f * (float)(i % 4);
     MocoKeyEncoder k;
-    ck_assert_int_eq(moco_key_create(&k, c, eq, pq, 4, 16), SP_OK);
+    ck_assert_int_eq(moco_key_create(&k, c, eq, pq, 4, 16, NULL), SP_OK);
     SpParams *pk = encoder_params(k.enc);
     ck_assert(pk->n_param == p->n_param && pk->n_buf == p->n_buf);
     ck_assert(memcmp(pk->data, p->data, p->n_param * sizeof(float)) == 0);
@@ -264,7 +264,7 @@ START_TEST(keys_unit_norm) {
     ck_assert_int_eq(encoder_create(&eq, c, &r), SP_OK);
     ck_assert_int_eq(encoder_proj_create_cfg(&pq, c, encoder_feature_dim(eq), &r), SP_OK);
     MocoKeyEncoder k;
-    ck_assert_int_eq(moco_key_create(&k, c, eq, pq, 6, 20), SP_OK);
+    ck_assert_int_eq(moco_key_create(&k, c, eq, pq, 6, 20, NULL), SP_OK);
     float x[6 * 20], keys[6 * 8];
     fill_batch(x, 6, 20, 3);
     int perm[6];
@@ -297,7 +297,7 @@ static double shuffle_diff(const char *bn, const char *splits) {
     ck_assert_int_eq(encoder_create(&eq, c, &r), SP_OK);
     ck_assert_int_eq(encoder_proj_create_cfg(&pq, c, encoder_feature_dim(eq), &r), SP_OK);
     MocoKeyEncoder k;
-    ck_assert_int_eq(moco_key_create(&k, c, eq, pq, 8, 24), SP_OK);
+    ck_assert_int_eq(moco_key_create(&k, c, eq, pq, 8, 24, NULL), SP_OK);
     float x[8 * 24], k0[8 * 8], k1[8 * 8];
     fill_batch(x, 8, 24, 4);
     int perm[8];
