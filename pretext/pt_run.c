@@ -151,10 +151,12 @@ static SpStatus mkdir_p(const char *dir) {
 static int compared_key(const char *k) {
     static const char *const sections[] = {"data.", "augment.", "encoder.", "pretext.", "optim.",
                                            "train."};
+    /* keys that do not change the training trajectory */
     static const char *const free_keys[] = {"train.epochs", "train.threads",
                                             "train.checkpoint_every", "train.log_every"};
     for (size_t i = 0; i < sizeof free_keys / sizeof free_keys[0]; i++)
         if (strcmp(k, free_keys[i]) == 0) return 0;
+    if (strncmp(k, "train.knn_", 10) == 0) return 0;   /* monitor only */
     if (strcmp(k, "reference_quirks") == 0) return 1;
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         if (strncmp(k, sections[i], strlen(sections[i])) == 0) return 1;
@@ -203,9 +205,9 @@ static SpStatus check_resume_config(const SpConfig *cur, const char *old_text, c
             sp_config_free(old);
             SP_FAIL(SP_ECONFIG,
                     "--resume: %s = %s differs from the run in '%s' (%s); only train.epochs "
-                    "(to grow), train.threads, train.checkpoint_every and train.log_every may "
-                    "change\nhint: resume with -c <run dir>/config.cfg, or start a new run in "
-                    "another --out directory",
+                    "(to grow), train.threads, train.checkpoint_every, train.log_every and the "
+                    "train.knn_* monitor keys may change\nhint: resume with -c <run "
+                    "dir>/config.cfg, or start a new run in another --out directory",
                     keys[i].key, a, file, b);
         }
     }
@@ -607,6 +609,11 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
                 (long long)start_batch, (long long)nb_used);
 
     SP_TRY(knn_setup(r));
+    if (r->knn_on && start_epoch == 0 && start_batch == 0) {
+        double k0 = 0.0;
+        SP_TRY(knn_eval(r, &k0));
+        sp_log(SP_LOG_INFO, "kNN accuracy of the initial (random) encoder: %.4f", k0);
+    }
 
     /* banner */
     {
