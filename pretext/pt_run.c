@@ -629,8 +629,11 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
                po.moco_coef > 0 ? "on" : "off", po.inter_coef > 0 ? "on" : "off",
                po.intra_coef > 0 ? "on" : "off", pretrain_ext_classes(st) > 0 ? "on" : "off",
                po.quirks ? "on" : "off");
-        sp_log(SP_LOG_INFO, "model FLOPs per step of %lld spectra: %.3g (forward + backward)",
-               (long long)r->batch, pretrain_step_flops(st, (int)r->batch));
+        sp_log(SP_LOG_INFO,
+               "model FLOPs per step of %lld spectra: %.3g (forward + backward); memory for "
+               "activations, buffers and model: %.2f GB",
+               (long long)r->batch, pretrain_step_flops(st, (int)r->batch),
+               (double)pretrain_state_bytes(st) / 1e9);
     }
 
     SpSchedule sch;

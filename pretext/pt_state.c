@@ -32,8 +32,11 @@
 #include "sp_log.h"
 #include "sp_losses.h"
 
+static size_t g_alloc_bytes;   /* buffers of the state being created (serial) */
+
 static float *alloc_f(size_t n, const char *what, int *bad) {
     if (n == 0) return NULL;
+    g_alloc_bytes += n * sizeof(float);
     float *p = sp_aligned_alloc(n * sizeof(float), what);
     if (!p) *bad = 1;
     else memset(p, 0, n * sizeof(float));   /* touch every page once, here */
@@ -42,6 +45,7 @@ static float *alloc_f(size_t n, const char *what, int *bad) {
 
 static int *alloc_i(size_t n, const char *what, int *bad) {
     if (n == 0) return NULL;
+    g_alloc_bytes += n * sizeof(int);
     int *p = sp_aligned_alloc(n * sizeof(int), what);
     if (!p) *bad = 1;
     else memset(p, 0, n * sizeof(int));
@@ -222,6 +226,7 @@ SpStatus pretrain_state_create(PretrainState **out, const SpConfig *cfg, int L, 
     if (s->use_ext) SP_TRY_GOTO(rc, add_group(s, &s->ext.params, "heads/tmp_cls_head", cfg), fail);
 
     /* contexts and buffers */
+    g_alloc_bytes = 0;
     {
         const size_t B = (size_t)maxB, VB = (size_t)s->V * B, Lz = (size_t)L;
         const size_t F = (size_t)s->F, D = (size_t)s->D, w = (size_t)s->w;
@@ -293,6 +298,7 @@ SpStatus pretrain_state_create(PretrainState **out, const SpConfig *cfg, int L, 
             s->dprob_ext = alloc_f(VB * (size_t)s->C_ext, "external head", &bad);
             if (!bad) SP_TRY_GOTO(rc, rr_head_act_create(&s->ha_ext, &s->ext, (int)VB), fail);
         }
+        s->buf_bytes = g_alloc_bytes;
         if (bad) SP_FAIL_GOTO(rc, fail, SP_ENOMEM, "out of memory allocating the pretraining buffers "
                                                    "(batch %d, %d views, L = %d)",
                               maxB, s->V, L);
@@ -320,6 +326,18 @@ MocoQueue *pretrain_queue(PretrainState *s) { return s->use_moco ? &s->queue : N
 const PretextOptions *pretrain_options(const PretrainState *s) { return &s->o; }
 int pretrain_piece_len(const PretrainState *s) { return s->use_intra ? s->w : 0; }
 int pretrain_ext_classes(const PretrainState *s) { return s->C_ext; }
+size_t pretrain_state_bytes(const PretrainState *s) {
+    size_t b = s->buf_bytes;
+    const SpEncAct *acts[4] = {s->a_q1, s->a_views, s->a_p0, s->a_p1};
+    for (int i = 0; i < 4; i++)
+        if (acts[i]) b += encoder_act_bytes(acts[i]);
+    if (s->use_moco && !s->key.act_shared && s->key.act) b += encoder_act_bytes(s->key.act);
+    for (int i = 0; i < s->ngroups; i++)
+        b += s->groups[i]->n_param * sizeof(float) * (s->optim[i].v ? 4 : 3);
+    if (s->use_moco) b += (size_t)s->queue.D * s->queue.Q * sizeof(float);
+    return b;
+}
+
 int64_t pretrain_optim_steps(const PretrainState *s) {
     return s->ngroups > 0 ? (int64_t)s->optim[0].step : 0;
 }

@@ -268,6 +268,9 @@ int pretrain_piece_len(const PretrainState *s);            /* w (0: intra head o
 int pretrain_ext_classes(const PretrainState *s);          /* 0: external head off */
 /* Model FLOPs of one step of B spectra (forward + backward estimate). */
 double pretrain_step_flops(const PretrainState *s, int B);
+/* Bytes held for activations, buffers, parameters, optimizer state and
+ * queue (approximate: small per-call scratch not counted). */
+size_t pretrain_state_bytes(const PretrainState *s);
 /* Optimizer steps taken. */
 int64_t pretrain_optim_steps(const PretrainState *s);
 
