@@ -66,7 +66,7 @@ static const SpCfgKey g_keys[] = {
      "the memory bank)"},
     {"train.knn_max_rows", SP_CFG_INT, "20000", 2, 1e8, NULL,
      "kNN monitor: at most this many labelled spectra (a stratified subset)"},
-    {"train.log_every", SP_CFG_INT, "0", 0, 1e9, NULL,
+    {"train.log_every", SP_CFG_INT, "0", 0, 1e8, NULL,
      "also print a key=value line every this many steps inside an epoch (0 = epoch lines only)"},
 };
 

@@ -20,14 +20,13 @@
 #include "sp_data.h"
 #include "sp_encoder.h"
 #include "sp_h5.h"
+#include "sp_linear_eval.h"
 #include "sp_pretext.h"
 #include "sp_signal.h"
 #include "sp_test.h"
 
-void linear_eval_config_register(void) __attribute__((weak));
-
 static void register_all(void) {
-    if (linear_eval_config_register) linear_eval_config_register();
+    linear_eval_config_register();   /* the CLI stores every module's keys */
     sp_core_config_register();
     data_config_register();
     augment_config_register();
