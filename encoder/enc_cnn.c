@@ -335,18 +335,25 @@ static void ev_prepare(const Cnn *s, CnnAct *t, const SpParams *p) {
     }
 }
 
-/* One input channel: xp (padded, length >= (Lc-1)*st + K), wk (K, O), conv (Lc, O). */
-static void ev_conv_c1(float *conv, const float *xp, const float *wk, int O, int K, int st,
-                       int Lc) {
-    for (int t = 0; t < Lc; t++) {
-        float *y = conv + (size_t)t * O;
-        const float *x = xp + (size_t)t * st;
-        const float x0 = x[0];
-        for (int o = 0; o < O; o++) y[o] = x0 * wk[o];
-        for (int k = 1; k < K; k++) {
-            const float xk = x[k];
-            const float *w = wk + (size_t)k * O;
-            for (int o = 0; o < O; o++) y[o] += xk * w[o];
+/* One input channel: xp (padded, length >= (Lc-1)*st + K), wk (K, O), conv (Lc, O).
+ * Output channels in blocks of 64 held in a local accumulator (registers)
+ * across the taps; same summation order (tap 0, then 1..K-1) for any O. */
+static void ev_conv_c1(float *restrict conv, const float *restrict xp, const float *restrict wk,
+                       int O, int K, int st, int Lc) {
+    for (int o0 = 0; o0 < O; o0 += 64) {
+        const int no = O - o0 < 64 ? O - o0 : 64;
+        for (int t = 0; t < Lc; t++) {
+            const float *x = xp + (size_t)t * st;
+            float acc[64];
+            const float x0 = x[0];
+            for (int o = 0; o < no; o++) acc[o] = x0 * wk[o0 + o];
+            for (int k = 1; k < K; k++) {
+                const float xk = x[k];
+                const float *w = wk + (size_t)k * O + o0;
+                for (int o = 0; o < no; o++) acc[o] += xk * w[o];
+            }
+            float *y = conv + (size_t)t * O + o0;
+            for (int o = 0; o < no; o++) y[o] = acc[o];
         }
     }
 }
