@@ -69,10 +69,20 @@ struct SpEncArch {
 extern const SpEncArch sp_enc_arch_convsc;
 extern const SpEncArch sp_enc_arch_cnn;
 extern const SpEncArch sp_enc_arch_resnet1d;
+extern const SpEncArch sp_enc_arch_fcnn;
+extern const SpEncArch sp_enc_arch_binned_fcnn;
+extern const SpEncArch sp_enc_arch_lstm;
+extern const SpEncArch sp_enc_arch_transformer;
+extern const SpEncArch sp_enc_arch_convsct;
 
 void enc_convsc_config_register(void);
 void enc_cnn_config_register(void);
 void enc_resnet1d_config_register(void);
+void enc_fcnn_config_register(void);
+void enc_binned_fcnn_config_register(void);
+void enc_lstm_config_register(void);
+void enc_transformer_config_register(void);
+void enc_convsct_config_register(void);
 
 /* ------------------------------------------------------------ helpers */
 typedef struct {

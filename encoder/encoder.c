@@ -18,28 +18,42 @@
 #include "sp_log.h"
 
 /* ------------------------------------------------------------ registry */
-#define ENC_ARCH_CHOICES "convsc|cnn|resnet1d"
+#define ENC_ARCH_CHOICES "convsc|cnn|resnet1d|fcnn|binned_fcnn|lstm|transformer|convsct"
 
 static const SpEncArch *const g_archs[] = {
     &sp_enc_arch_convsc,
     &sp_enc_arch_cnn,
     &sp_enc_arch_resnet1d,
+    &sp_enc_arch_fcnn,
+    &sp_enc_arch_binned_fcnn,
+    &sp_enc_arch_lstm,
+    &sp_enc_arch_transformer,
+    &sp_enc_arch_convsct,
 };
 static void (*const g_register[])(void) = {
     enc_convsc_config_register,
     enc_cnn_config_register,
     enc_resnet1d_config_register,
+    enc_fcnn_config_register,
+    enc_binned_fcnn_config_register,
+    enc_lstm_config_register,
+    enc_transformer_config_register,
+    enc_convsct_config_register,
 };
 #define N_ARCHS ((int)(sizeof g_archs / sizeof g_archs[0]))
 
 static const SpCfgKey g_keys[] = {
     {"encoder.arch", SP_CFG_STRING, "\"convsc\"", 1, 0, ENC_ARCH_CHOICES,
      "encoder architecture: convsc (SpecRRMoco ConvSC), cnn (configurable conv stack), "
-     "resnet1d"},
+     "resnet1d; supervised baselines of the seed studies: fcnn, binned_fcnn, lstm, "
+     "transformer, convsct"},
     {"encoder.proj_hidden", SP_CFG_INT, "128", 1, 65536, NULL,
      "projection head 'mlp': hidden width H"},
     {"encoder.proj_dim", SP_CFG_INT, "128", 1, 65536, NULL,
      "projection head 'mlp': output width P (the unit vectors MoCo and RR consume)"},
+    {"encoder.input_length", SP_CFG_INT, "0", 0, 16777216, NULL,
+     "points per spectrum L for architectures whose parameters depend on it (fcnn); "
+     "0 = unknown (such architectures then refuse to build)"},
 };
 
 void encoder_config_register(void) {
@@ -201,10 +215,14 @@ const SpParams *encoder_params_const(const SpEncoder *e) { return &e->params; }
 double encoder_flops(const SpEncoder *e, int L) { return e->arch->flops(e, L); }
 
 SpStatus encoder_check_length(const SpEncoder *e, int L) {
-    if (L < e->min_length || !e->arch->length_ok(e, L))
+    if (L < e->min_length)
         SP_FAIL(SP_EINPUT,
                 "spectrum length %d is too short for encoder '%s' (minimum %d points)", L,
                 e->arch->name, e->min_length);
+    if (!e->arch->length_ok(e, L)) /* fixed-size input layers (fcnn) */
+        SP_FAIL(SP_EINPUT,
+                "spectrum length %d does not fit encoder '%s', built for spectra of %d points "
+                "(encoder.input_length)", L, e->arch->name, e->min_length);
     return SP_OK;
 }
 

@@ -69,8 +69,9 @@
  * absent = spectra are fed as stored (imported weights). */
 #define SP_GROUP_NORM "norm"
 
-/* Registers encoder.* (arch, proj_hidden, proj_dim, convsc.*, cnn.*,
- * resnet1d.*). Idempotent. */
+/* Registers encoder.* (arch, proj_hidden, proj_dim, input_length, convsc.*,
+ * cnn.*, resnet1d.*, fcnn.*, binned_fcnn.*, lstm.*, transformer.*,
+ * convsct.*). Idempotent. */
 void encoder_config_register(void);
 
 /* ------------------------------------------------------------------ encoder */
