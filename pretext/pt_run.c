@@ -762,7 +762,7 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
         const double l_inter = po.inter_coef > 0 ? acc[ACC_INTER] / rows_ep : PT_NAN;
         const double l_intra = po.intra_coef > 0 ? acc[ACC_INTRA] / rows_ep : PT_NAN;
         const double l_ext = pretrain_ext_classes(st) > 0 ? acc[ACC_EXT] / rows_ep : PT_NAN;
-        const double sps = ep_s > 0 ? rows_timed / ep_s : PT_NAN;
+        const double sps = ep_s > 0 && rows_timed > 0 ? rows_timed / ep_s : PT_NAN;
         const double gfs = t_steps > 0 ? flops / t_steps * 1e-9 : PT_NAN;
         const double wall = sp_time_now() - t_run;
         const double eta = (double)(r->epochs - done) * (t_epochs / epochs_timed);
