@@ -251,12 +251,15 @@ static void svg_plot(Txt *t, const LinSweepResult *r) {
     tx(t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
        "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n", W, H, W, H);
     tx(t, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
-    tx(t, "<text x=\"%d\" y=\"26\" font-size=\"16\" text-anchor=\"middle\" font-weight=\"bold\">",
-       ml + pw / 2);
-    tx_xml(t, sp->title ? sp->title : "specssl sweep");
+    const char *title = sp->title ? sp->title : "specssl sweep";
+    size_t tl = strlen(title);
+    int fs = tl <= 60 ? 16 : tl <= 80 ? 13 : 11;   /* keep long titles inside the canvas */
+    tx(t, "<text x=\"%d\" y=\"26\" font-size=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">",
+       W / 2, fs);
+    tx_xml(t, title);
     tx(t, "</text>\n");
     tx(t, "<text x=\"%d\" y=\"44\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">test "
-       "accuracy, mean &#177; std over %d seed%s; %d classes</text>\n", ml + pw / 2, sp->n_seeds,
+       "accuracy, mean &#177; std over %d seed%s; %d classes</text>\n", W / 2, sp->n_seeds,
        sp->n_seeds == 1 ? "" : "s", r->C);
     /* grid and y axis */
     for (double y = ymin; y <= ymax + 1e-9; y += ystep) {

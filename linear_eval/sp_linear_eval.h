@@ -365,4 +365,20 @@ typedef struct {
 SpStatus lineval_predict_file(const SpConfig *cfg, const char *model_path, const char *data_path,
                               const char *out_path, LinPredictInfo *info);
 
+/* ================================================================ demo */
+
+typedef struct {
+    char data_dir[4096], train[4200], test[4200], run_dir[4200], ckpt[4300], sweep_dir[4200];
+    double seconds_data, seconds_pretrain, seconds_sweep, seconds_total;
+} LinDemoPaths;
+
+/* Give every key the user left at its default the demo's value (small
+ * conv-attention encoder, relational-reasoning pretraining, the sweep). */
+SpStatus lineval_demo_config(SpConfig *c);
+/* Generate the ramp data (training ramps 0-1, test ramps 2-3, `length`
+ * points), pretrain (pretext module; an existing run in out_dir/pretrain is
+ * continued), run the sweep; files under out_dir. */
+SpStatus lineval_demo_run(const SpConfig *c, const char *out_dir, int length,
+                          LinSweepResult **res, LinDemoPaths *paths);
+
 #endif

@@ -347,12 +347,43 @@ START_TEST(cli_errors) {
 }
 END_TEST
 
+
+/* The demo end to end at a toy size: data, pretraining, sweep, report. */
+START_TEST(demo_tiny) {
+    snprintf(g_dir, sizeof g_dir, "%s", sp_tmpdir());
+    char out[65536];
+    const char *argv[] = {"specssl", "demo", "--out", tpath("demo"), "--length", "256",
+                          "--epochs", "1", "--set", "sweep.seeds=1",
+                          "--set", "sweep.labels_per_class=[2]", "--set", "supervised.epochs=1",
+                          "--set", "train.knn_every=0", NULL};
+    int rc = sp_run_cli(out, sizeof out, argv);
+    ck_assert_msg(rc == 0, "demo failed (%d):\n%s", rc, out);
+    ck_assert_ptr_nonnull(strstr(out, "| labels per class | probe | knn | random_probe | "
+                                      "supervised:convsc |"));
+    ck_assert_ptr_nonnull(strstr(out, "frozen-encoder check"));
+    char *csv = read_text(tpath("demo/sweep/sweep.csv"));
+    ck_assert_int_eq(count_lines(csv), 1 + 4);
+    free(csv);
+    char *svg = read_text(tpath("demo/sweep/sweep.svg"));
+    check_xml(svg, "demo sweep.svg");
+    free(svg);
+    FILE *f = fopen(tpath("demo/pretrain/checkpoint.h5"), "rb");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    /* a second run continues (reuses) the pretraining run instead of failing */
+    rc = sp_run_cli(out, sizeof out, argv);
+    ck_assert_msg(rc == 0, "second demo run failed (%d):\n%s", rc, out);
+    sp_tmpdir_cleanup();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("sweep");
     TCase *tc = tcase_create("io");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, sweep_reports);
     tcase_add_test(tc, probe_and_supervised_share_split_and_predict);
+    tcase_add_test(tc, demo_tiny);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_set_timeout(tc, 60);
