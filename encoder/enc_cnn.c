@@ -7,7 +7,7 @@
  *   head "flatten": flatten (B, O_last * Lp_last) channel-major -> linear dense
  *                   layer (no activation) -> feature (B, flatten_dim); keeps
  *                   where peaks are (Schuetzke et al.'s CNN2/CNN3 family);
- *                   the input length is fixed (encoder.cnn.input_length)
+ *                   the input length is fixed (encoder.input_length)
  * Tensors "conv<i>.weight" (O,C,K), "conv<i>.bias" (O), with batchnorm
  * "bn<i>.{weight,bias,running_mean,running_var}", with the flatten head
  * "dense.weight" (flatten_dim, O_last * Lp_last), "dense.bias" (flatten_dim).
@@ -51,11 +51,9 @@ static const SpCfgKey g_keys[] = {
      "parameters, so any length works)"},
     {"encoder.cnn.head", SP_CFG_STRING, "\"gap\"", 1, 0, "gap|flatten",
      "cnn: global average pool over positions (any length; position-blind) or flatten + a "
-     "linear dense layer (keeps peak positions; needs encoder.cnn.input_length)"},
+     "linear dense layer (keeps peak positions; needs encoder.input_length)"},
     {"encoder.cnn.flatten_dim", SP_CFG_INT, "256", 1, 65536, NULL,
      "cnn, head = flatten: width of the dense layer, the feature h (no activation)"},
-    {"encoder.cnn.input_length", SP_CFG_INT, "0", 0, 100000000, NULL,
-     "cnn, head = flatten: the spectrum length the dense layer is built for (required)"},
 };
 
 void enc_cnn_config_register(void) {
@@ -126,13 +124,13 @@ static SpStatus cnn_create(SpEncoder *e, const SpConfig *cfg) {
     s->flatten = !strcmp(sp_cfg_str(cfg, "encoder.cnn.head"), "flatten");
     e->feature_dim = ch[n - 1];
     if (s->flatten) {
-        s->Lfix = (int)sp_cfg_int(cfg, "encoder.cnn.input_length");
+        s->Lfix = (int)sp_cfg_int(cfg, "encoder.input_length");
         if (s->Lfix < 1)
-            SP_FAIL_GOTO(rc, fail, SP_ECONFIG, "encoder.cnn.input_length must be set (> 0) when "
+            SP_FAIL_GOTO(rc, fail, SP_ECONFIG, "encoder.input_length must be set (> 0) when "
                          "encoder.cnn.head = \"flatten\": the dense layer needs a fixed length");
         int Lp = cnn_stack_len(s, s->Lfix);
         if (Lp < 1)
-            SP_FAIL_GOTO(rc, fail, SP_ECONFIG, "encoder.cnn.input_length = %d is too short for "
+            SP_FAIL_GOTO(rc, fail, SP_ECONFIG, "encoder.input_length = %d is too short for "
                          "the convolutions and pools of encoder.cnn.*", s->Lfix);
         s->Din = ch[n - 1] * Lp;
         s->Dout = (int)sp_cfg_int(cfg, "encoder.cnn.flatten_dim");

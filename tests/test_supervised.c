@@ -291,7 +291,7 @@ START_TEST(cnn_flatten_head) {
                           "encoder.cnn.kernels=[5, 3]", "encoder.cnn.strides=[2, 1]",
                           "encoder.cnn.padding=[2, 1]", "encoder.cnn.pool=[2, 2]",
                           "encoder.cnn.head=\"flatten\"", "encoder.cnn.flatten_dim=10",
-                          "encoder.cnn.input_length=64", "supervised.lr=3e-3",
+                          "encoder.input_length=64", "supervised.lr=3e-3",
                           "supervised.epochs=150", "supervised.patience=0",
                           "supervised.plateau_patience=0", "supervised.min_steps_per_epoch=2"};
     SpConfig *c = NULL;
@@ -387,7 +387,7 @@ START_TEST(cnn_flatten_head) {
     const char *bad[] = {"encoder.arch=\"cnn\"", "encoder.cnn.head=\"flatten\""};
     ck_assert_int_eq(sp_config_load(&c2, NULL, bad, 2), SP_OK);
     ck_assert_int_eq(encoder_create(&e, c2, &rng), SP_ECONFIG);
-    ck_assert_ptr_nonnull(strstr(sp_error_message(), "encoder.cnn.input_length"));
+    ck_assert_ptr_nonnull(strstr(sp_error_message(), "encoder.input_length"));
     sp_config_free(c2);
     sp_config_free(c);
     sp_tmpdir_cleanup();
