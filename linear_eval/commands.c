@@ -98,6 +98,7 @@ SpStatus lineval_supervised_file(const SpConfig *cfg, const char *arch, const ch
     int32_t *pred = NULL, *ytest = NULL;
     char *text = NULL;
     SpStatus rc = SP_OK;
+    SpConfig *lcfg = NULL;   /* cfg with encoder.input_length = L when it was 0 */
     LinSupParam p;
     SP_TRY(lineval_sup_param_from_config(&p, cfg));
     p.seed = budget->seed;
@@ -120,7 +121,8 @@ SpStatus lineval_supervised_file(const SpConfig *cfg, const char *arch, const ch
     } else {
         SpRng rng;
         sp_rng_stream(&rng, p.seed * 1000003ULL, 0x696e6974ULL /* "init" */, 0, 0);
-        SP_TRY_GOTO(rc, encoder_create_arch(&enc, arch, cfg, &rng), done);
+        SP_TRY_GOTO(rc, lineval_config_with_length(&lcfg, cfg, dtr->L), done);
+        SP_TRY_GOTO(rc, encoder_create_arch(&enc, arch, lcfg, &rng), done);
         SpNormKind kind;
         SP_TRY_GOTO(rc, norm_parse(sp_cfg_str(cfg, "data.normalise"), &kind), done);
         SP_TRY_GOTO(rc, norm_fit(&nm, kind, dtr, NULL, dtr->n), done);
@@ -164,7 +166,8 @@ SpStatus lineval_supervised_file(const SpConfig *cfg, const char *arch, const ch
     info->best_val_acc = m->best_val_acc;
     info->seconds = m->train_seconds;
     if (out_path) {
-        SP_TRY_GOTO(rc, sp_config_from_text(&store, text = sp_config_dump(cfg), "config"), done);
+        SP_TRY_GOTO(rc, sp_config_from_text(&store, text = sp_config_dump(lcfg ? lcfg : cfg),
+                                            "config"), done);
         char set[128];
         snprintf(set, sizeof set, "encoder.arch=\"%s\"", info->arch);
         if (ckcfg) SP_TRY_GOTO(rc, copy_encoder_keys(store, ckcfg), done);
@@ -184,6 +187,7 @@ done:
     encoder_destroy(&enc);
     sp_config_free(ckcfg);
     sp_config_free(store);
+    sp_config_free(lcfg);
     dataset_close(&dtr);
     dataset_close(&dte);
     return rc;

@@ -7,6 +7,7 @@
  * Allocates one activation context and the loader per call.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,5 +134,25 @@ SpStatus lineval_load_norm(const char *ckpt, SpNorm *nm, int *have) {
         if (rc == SP_OK) *have = 1;
     }
     sp_h5_close(f);
+    return rc;
+}
+
+SpStatus lineval_config_with_length(SpConfig **out, const SpConfig *cfg, int L) {
+    *out = NULL;
+    char *text = sp_config_dump(cfg);
+    if (!text) SP_FAIL(SP_ENOMEM, "out of memory (config text)");
+    SpStatus rc = sp_config_from_text(out, text, sp_config_path(cfg)[0] ? sp_config_path(cfg)
+                                                                        : "config");
+    free(text);
+    if (rc != SP_OK) return rc;
+    if (sp_cfg_int(*out, "encoder.input_length") == 0) {
+        char set[64];
+        snprintf(set, sizeof set, "encoder.input_length=%d", L);
+        rc = sp_config_set(*out, set);
+        if (rc != SP_OK) {
+            sp_config_free(*out);
+            *out = NULL;
+        }
+    }
     return rc;
 }

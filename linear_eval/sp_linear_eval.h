@@ -187,6 +187,10 @@ SpStatus lineval_gather(SpDataset *ds, const int64_t *idx, int64_t n, const SpNo
  * included): the frozen-encoder check compares it before and after. */
 uint64_t lineval_encoder_hash(const SpEncoder *e);
 
+/* A copy of cfg whose encoder.input_length is L when it was 0 (so
+ * architectures whose parameters depend on the length build for the data). */
+SpStatus lineval_config_with_length(SpConfig **out, const SpConfig *cfg, int L);
+
 /* The labelled subset of a run (split_make, see the module comment):
  * spec->per_class > 0: k rows per class; spec->fraction > 0: that fraction;
  * both 0: every labelled row that is not validation ("all"). */

@@ -49,6 +49,7 @@ typedef struct {
     float **rf_lab, **rf_test;
     int rD;
     /* supervised */
+    SpConfig *sup_cfg;    /* cfg with encoder.input_length = L when it was 0 */
     SpNorm sup_norm;
     int have_sup_norm;
     AugSpec aug;
@@ -251,7 +252,7 @@ static SpStatus run_trained_method(Ctx *x, const Run *run, const char *method, L
     } else {
         SpRng rng;
         sp_rng_stream(&rng, p.seed, 0x696e6974ULL /* "init" */, 0, 0);
-        SP_TRY(encoder_create_arch(&e, method + 11, x->cfg, &rng));
+        SP_TRY(encoder_create_arch(&e, method + 11, x->sup_cfg, &rng));
         nm = x->have_sup_norm ? &x->sup_norm : NULL;
     }
     SP_TRY_GOTO(rc, lineval_sup_create(&m, &e, x->C, p.seed), out);
@@ -309,6 +310,7 @@ static void ctx_free(Ctx *x) {
     if (x->have_sup_norm) norm_free(&x->sup_norm);
     encoder_destroy(&x->enc);
     sp_config_free(x->ckcfg);
+    sp_config_free(x->sup_cfg);
     dataset_close(&x->dtr);
     dataset_close(&x->dte);
 }
@@ -452,6 +454,7 @@ SpStatus lineval_sweep_run(LinSweepResult **out, const SpConfig *cfg, const char
             SP_TRY_GOTO(rc, norm_parse(sp_cfg_str(cfg, "data.normalise"), &kind), done);
             SP_TRY_GOTO(rc, norm_fit(&x.sup_norm, kind, x.dtr, NULL, x.dtr->n), done);
             x.have_sup_norm = 1;
+            SP_TRY_GOTO(rc, lineval_config_with_length(&x.sup_cfg, cfg, x.dtr->L), done);
             sp_log(SP_LOG_INFO, "supervised baselines: input normalisation %s (data.normalise, "
                    "fitted on the %lld rows of the training file)", norm_name(kind),
                    (long long)x.dtr->n);
