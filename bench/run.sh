@@ -3,7 +3,8 @@
 # PyTorch reference of the same models and training step (bench/README.md).
 #
 #   bench/run.sh [--threads "1 2"] [--workloads "cnn_pretrain convsc_pretrain cnn_embed convsc_embed"]
-#                [--steps N] [--no-install] [--no-build] [--torch-only] [--c-only]
+#                [--steps N] [--allocator jemalloc|glibc] [--no-install] [--no-build]
+#                [--torch-only] [--c-only]
 #
 # Installs what it needs (scripts/common.sh), builds specssl in Release, runs
 # bench_sgemm, then every workload with each thread count: the C bench
@@ -24,6 +25,7 @@ DO_INSTALL=1
 DO_BUILD=1
 DO_C=1
 DO_TORCH=1
+ALLOCATOR=jemalloc
 PY=/usr/bin/python3
 
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
         --threads) THREADS=$2; shift 2 ;;
         --workloads) WORKLOADS=$2; shift 2 ;;
         --steps) STEPS=$2; shift 2 ;;
+        --allocator) ALLOCATOR=$2; shift 2 ;;
         --no-install) DO_INSTALL=0; shift ;;
         --no-build) DO_BUILD=0; shift ;;
         --torch-only) DO_C=0; shift ;;
@@ -47,6 +50,10 @@ for w in $WORKLOADS; do
         *) echo "bench/run.sh: unknown workload '$w'" >&2; exit 2 ;;
     esac
 done
+case "$ALLOCATOR" in
+    jemalloc|glibc) ;;
+    *) echo "bench/run.sh: --allocator takes jemalloc or glibc, got '$ALLOCATOR'" >&2; exit 2 ;;
+esac
 for t in $THREADS; do
     case "$t" in
         ''|*[!0-9]*) echo "bench/run.sh: --threads takes positive integers, got '$t'" >&2; exit 2 ;;
@@ -55,15 +62,28 @@ done
 
 # The shell of this machine exports OPENBLAS_CORETYPE=Haswell, which forces
 # AVX2 kernels on an AVX-512 CPU (about half the sgemm speed): every benchmark
-# runs with it unset. The Python process also gets glibc malloc tunables that
-# keep freed memory in the heap (no mmap, no trim): without them every large
-# tensor is a fresh mmap and each 4 KiB page costs a page fault (~15-20 us on
-# this VM), which slows the PyTorch step by an order of magnitude.
+# runs with it unset. The Python process also gets a malloc that keeps freed
+# memory: with glibc's defaults every large tensor is a fresh mmap and each
+# 4 KiB page costs a page fault (~15-20 us on this VM), which slows the PyTorch
+# step by an order of magnitude. glibc tunables (no mmap, no trim) remove most
+# faults; jemalloc with decay off (the default here, --allocator) removes the
+# rest (glibc's heap still fragments and grows by thousands of pages per step).
 RUN=(env -u OPENBLAS_CORETYPE)
-TORCH_TUNABLES="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
+TORCH_ENV=(GLIBC_TUNABLES="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776")
+JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
 if [ "$DO_INSTALL" = 1 ]; then
-    sp_install_deps python3-torch python3-numpy python3-scipy
+    extra=""
+    [ "$ALLOCATOR" = jemalloc ] && extra=libjemalloc2
+    sp_install_deps python3-torch python3-numpy python3-scipy $extra
+fi
+if [ "$ALLOCATOR" = jemalloc ]; then
+    if [ -f "$JEMALLOC" ]; then
+        TORCH_ENV+=(LD_PRELOAD="$JEMALLOC" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
+    else
+        echo "== $JEMALLOC not found (apt-get install libjemalloc2): PyTorch runs with glibc malloc + tunables"
+        ALLOCATOR=glibc
+    fi
 fi
 if [ "$DO_BUILD" = 1 ]; then
     echo "== building specssl (Release) in $SP_BUILD_DIR"
@@ -96,6 +116,10 @@ ratio() {
 
 echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > 0.5 * n) }'; then
+    echo "== WARNING: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) CPUs): wall-clock" \
+         "throughputs will be low and noisy; compare the CPU-time columns"
+fi
 echo "== OPENBLAS_CORETYPE in the calling shell: ${OPENBLAS_CORETYPE:-(unset)}; benchmarks run with it unset"
 
 SGEMM=$(find_exe bench_sgemm)
@@ -132,7 +156,7 @@ for w in $WORKLOADS; do
         fi
         if [ "$DO_TORCH" = 1 ]; then
             echo "== PyTorch $w threads=$t"
-            if "${RUN[@]}" GLIBC_TUNABLES="$TORCH_TUNABLES" "$PY" "$HERE/torch_reference.py" \
+            if "${RUN[@]}" "${TORCH_ENV[@]}" "$PY" "$HERE/torch_reference.py" \
                     --workload "$w" --threads "$t" --steps "$STEPS" >"$OUT/torch_$w.$t.txt" 2>&1; then
                 T_LINE[$w.$t]=$(grep '^workload=' "$OUT/torch_$w.$t.txt" | tail -n1 || true)
             else
@@ -146,10 +170,10 @@ done
 
 {
     echo
-    echo "## specssl vs PyTorch ($(date -u +%Y-%m-%dT%H:%MZ), OpenBLAS core $CORE, OPENBLAS_CORETYPE unset)"
+    echo "## specssl vs PyTorch ($(date -u +%Y-%m-%dT%H:%MZ), OpenBLAS core $CORE, OPENBLAS_CORETYPE unset, PyTorch malloc $ALLOCATOR)"
     echo
-    echo "| workload | threads | specssl spectra/s | PyTorch spectra/s | ratio C/torch | peak RSS MB (C / torch) | C GFLOP/s |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| workload | threads | specssl spectra/s | PyTorch spectra/s | ratio C/torch | peak RSS MB (C / torch) | C GFLOP/s | CPU ms/step (C / torch) | CPU-time ratio |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for w in $WORKLOADS; do
         for t in $THREADS; do
             c=${C_LINE[$w.$t]:-skipped}
@@ -157,7 +181,8 @@ done
             cs=$(kv spectra_s "$c"); ps=$(kv spectra_s "$p")
             cr=$(kv peak_rss_mb "$c"); pr=$(kv peak_rss_mb "$p")
             cg=$(kv gflops "$c")
-            echo "| $w | $t | ${cs:-$c} | ${ps:-$p} | $(ratio "$cs" "$ps") | ${cr:--} / ${pr:--} | ${cg:--} |"
+            cc=$(kv cpu_ms "$c"); pc=$(kv cpu_ms "$p")
+            echo "| $w | $t | ${cs:-$c} | ${ps:-$p} | $(ratio "$cs" "$ps") | ${cr:--} / ${pr:--} | ${cg:--} | ${cc:--} / ${pc:--} | $(ratio "$pc" "$cc") |"
         done
     done
     if [ -f "$OUT/sgemm.txt" ]; then
@@ -168,6 +193,9 @@ done
             printf "- %s (%sx%sx%s), %s thread(s): %s\n", v["shape"], v["m"], v["n"], v["k"], v["threads"], v["gflops"] }'
     fi
     echo
-    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine distort timings)."
+    echo "ratio = specssl spectra/s / PyTorch spectra/s (wall clock, median step). CPU-time ratio ="
+    echo "PyTorch CPU ms per step / specssl CPU ms per step (process CPU time, all threads): it stays"
+    echo "meaningful when other jobs share the cores, which inflate wall times."
+    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (on $(nproc) CPUs)."
     echo "Raw outputs: $OUT"
 } | tee "$OUT/table.md"

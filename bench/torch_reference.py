@@ -517,6 +517,19 @@ def openblas_core():
         return "unknown"
 
 
+def allocator():
+    try:
+        with open("/proc/self/maps") as fh:
+            maps = fh.read()
+    except OSError:
+        maps = ""
+    if "libjemalloc" in maps:
+        return f"jemalloc(MALLOC_CONF={os.environ.get('MALLOC_CONF', '')})"
+    if "libtcmalloc" in maps:
+        return "tcmalloc"
+    return f"glibc(GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')})"
+
+
 def settings():
     cfg = torch.__config__.show()
     blas = [s.split("=")[1] for s in cfg.replace(",", " ").split() if s.startswith("BLAS_INFO=")]
@@ -524,7 +537,7 @@ def settings():
     cap = [ln.strip(" -") for ln in cfg.splitlines() if "CPU capability" in ln]
     env = {k: os.environ.get(k, "(unset)") for k in
            ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GLIBC_TUNABLES",
-            "ATEN_CPU_CAPABILITY")}
+            "ATEN_CPU_CAPABILITY", "LD_PRELOAD", "MALLOC_CONF")}
     return {
         "torch": torch.__version__, "numpy": np.__version__,
         "blas_info": blas[0] if blas else "?", "openblas_core": openblas_core(),
@@ -533,7 +546,7 @@ def settings():
         "mkldnn_enabled": torch.backends.mkldnn.enabled,
         "num_threads": torch.get_num_threads(),
         "num_interop_threads": torch.get_num_interop_threads(),
-        "blas_threads": BLAS_THREADS, "env": env,
+        "blas_threads": BLAS_THREADS, "pool": ARGS.pool, "allocator": allocator(), "env": env,
     }
 
 
