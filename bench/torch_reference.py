@@ -46,6 +46,10 @@ def parse_args():
     p.add_argument("--embed-mode", choices=("auto", "eager", "freeze", "optimize"),
                    default="auto", help="eval-mode execution: eager, jit.trace+freeze, "
                    "jit.trace+freeze+optimize_for_inference, or auto (time all, keep fastest)")
+    p.add_argument("--cpu-capability", choices=("auto", "avx512", "avx2", "default"),
+                   default="auto", help="ATEN_CPU_CAPABILITY for torch's own kernels; auto = "
+                   "avx512 when the CPU has AVX-512 F/BW/VL/DQ (torch 1.13 picks AVX2 "
+                   "otherwise; AVX-512 is ~30%% faster for batch norm here)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check-aug", type=int, default=4,
                    help="spectra checked against the per-spectrum scipy/numpy augmentation "
@@ -68,6 +72,22 @@ ARGS = parse_args()
 BLAS_THREADS = ARGS.blas_threads if ARGS.blas_threads is not None else ARGS.threads
 os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
 os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
+
+
+def _has_avx512():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((ln for ln in fh if ln.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
+
+
+if ARGS.cpu_capability == "auto":
+    if _has_avx512():
+        os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx512")
+elif ARGS.cpu_capability != "default":
+    os.environ["ATEN_CPU_CAPABILITY"] = ARGS.cpu_capability
 
 import ctypes  # noqa: E402
 import resource  # noqa: E402
