@@ -187,10 +187,11 @@ done
     done
     if [ -f "$OUT/sgemm.txt" ]; then
         echo
-        echo "cblas_sgemm GFLOP/s on this machine (bench_sgemm, core $CORE):"
+        echo "cblas_sgemm GFLOP/s on this machine (bench_sgemm, core $CORE; wall / CPU-time based):"
         echo
-        grep '^sgemm ' "$OUT/sgemm.txt" | awk '{ s=""; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-            printf "- %s (%sx%sx%s), %s thread(s): %s\n", v["shape"], v["m"], v["n"], v["k"], v["threads"], v["gflops"] }'
+        grep '^sgemm ' "$OUT/sgemm.txt" | awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            printf "- %s (%sx%sx%s), %s thread(s): %s / %s\n", v["shape"], v["m"], v["n"], v["k"],
+                   v["threads"], v["gflops"], v["gflops_cpu"] }'
     fi
     echo
     echo "ratio = specssl spectra/s / PyTorch spectra/s (wall clock, median step). CPU-time ratio ="
