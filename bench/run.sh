@@ -3,8 +3,8 @@
 # PyTorch reference of the same models and training step (bench/README.md).
 #
 #   bench/run.sh [--threads "1 2"] [--workloads "cnn_pretrain convsc_pretrain cnn_embed convsc_embed"]
-#                [--steps N] [--allocator jemalloc|glibc] [--no-install] [--no-build]
-#                [--torch-only] [--c-only]
+#                [--steps N] [--allocator jemalloc|glibc] [--estimate] [--no-install]
+#                [--no-build] [--torch-only] [--c-only]
 #
 # Installs what it needs (scripts/common.sh), builds specssl in Release, runs
 # bench_sgemm, then every workload with each thread count: the C bench
@@ -12,6 +12,11 @@
 # yet" when missing) and bench/torch_reference.py, each in a fresh process,
 # everything under `env -u OPENBLAS_CORETYPE`. Prints one table. Raw outputs go
 # to $SP_BUILD_DIR/bench_results/<date>/.
+#
+# --estimate (for a busy machine): both sides run with OMP_WAIT_POLICY=PASSIVE
+# and the table adds B / (main-thread CPU time per step), an estimate of the
+# quiet-machine throughput that other jobs on the cores barely disturb (needs
+# main_cpu_ms= in the result lines).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +31,7 @@ DO_BUILD=1
 DO_C=1
 DO_TORCH=1
 ALLOCATOR=jemalloc
+ESTIMATE=0
 PY=/usr/bin/python3
 
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -36,6 +42,7 @@ while [ $# -gt 0 ]; do
         --workloads) WORKLOADS=$2; shift 2 ;;
         --steps) STEPS=$2; shift 2 ;;
         --allocator) ALLOCATOR=$2; shift 2 ;;
+        --estimate) ESTIMATE=1; shift ;;
         --no-install) DO_INSTALL=0; shift ;;
         --no-build) DO_BUILD=0; shift ;;
         --torch-only) DO_C=0; shift ;;
@@ -69,6 +76,7 @@ done
 # faults; jemalloc with decay off (the default here, --allocator) removes the
 # rest (glibc's heap still fragments and grows by thousands of pages per step).
 RUN=(env -u OPENBLAS_CORETYPE)
+[ "$ESTIMATE" = 1 ] && RUN+=(OMP_WAIT_POLICY=PASSIVE)
 TORCH_ENV=(GLIBC_TUNABLES="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776")
 JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
@@ -104,6 +112,17 @@ find_exe() {
 
 # kv KEY LINE: the value of KEY=... in a key=value line ("" if absent).
 kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+
+# est LINE: B / main-thread CPU seconds per step = spectra_s * step_ms / main_cpu_ms.
+est() {
+    local s m c
+    s=$(kv spectra_s "$1"); m=$(kv step_ms "$1"); c=$(kv main_cpu_ms "$1")
+    if [ -n "$s" ] && [ -n "$m" ] && [ -n "$c" ]; then
+        awk -v s="$s" -v m="$m" -v c="$c" 'BEGIN { if (c > 0) printf "%.1f", s * m / c; else print "-" }'
+    else
+        echo "-"
+    fi
+}
 
 # ratio A B: A/B with 2 decimals, or "-".
 ratio() {
@@ -172,8 +191,14 @@ done
     echo
     echo "## specssl vs PyTorch ($(date -u +%Y-%m-%dT%H:%MZ), OpenBLAS core $CORE, OPENBLAS_CORETYPE unset, PyTorch malloc $ALLOCATOR)"
     echo
-    echo "| workload | threads | specssl spectra/s | PyTorch spectra/s | ratio C/torch | peak RSS MB (C / torch) | C GFLOP/s | CPU ms/step (C / torch) | CPU-time ratio |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    hdr="| workload | threads | specssl spectra/s | PyTorch spectra/s | ratio C/torch | peak RSS MB (C / torch) | C GFLOP/s | CPU ms/step (C / torch) | CPU-time ratio |"
+    sep="|---|---|---|---|---|---|---|---|---|"
+    if [ "$ESTIMATE" = 1 ]; then
+        hdr="$hdr est. spectra/s (C / torch) | est. ratio |"
+        sep="$sep---|---|"
+    fi
+    echo "$hdr"
+    echo "$sep"
     for w in $WORKLOADS; do
         for t in $THREADS; do
             c=${C_LINE[$w.$t]:-skipped}
@@ -182,7 +207,14 @@ done
             cr=$(kv peak_rss_mb "$c"); pr=$(kv peak_rss_mb "$p")
             cg=$(kv gflops "$c")
             cc=$(kv cpu_ms "$c"); pc=$(kv cpu_ms "$p")
-            echo "| $w | $t | ${cs:-$c} | ${ps:-$p} | $(ratio "$cs" "$ps") | ${cr:--} / ${pr:--} | ${cg:--} | ${cc:--} / ${pc:--} | $(ratio "$pc" "$cc") |"
+            row="| $w | $t | ${cs:-$c} | ${ps:-$p} | $(ratio "$cs" "$ps") | ${cr:--} / ${pr:--} | ${cg:--} | ${cc:--} / ${pc:--} | $(ratio "$pc" "$cc") |"
+            if [ "$ESTIMATE" = 1 ]; then
+                ce=$(est "$c"); pe=$(est "$p")
+                [ "$ce" = - ] && ce=""
+                [ "$pe" = - ] && pe=""
+                row="$row ${ce:--} / ${pe:--} | $(ratio "$ce" "$pe") |"
+            fi
+            echo "$row"
         done
     done
     if [ -f "$OUT/sgemm.txt" ]; then
@@ -197,6 +229,10 @@ done
     echo "ratio = specssl spectra/s / PyTorch spectra/s (wall clock, median step). CPU-time ratio ="
     echo "PyTorch CPU ms per step / specssl CPU ms per step (process CPU time, all threads): it stays"
     echo "meaningful when other jobs share the cores, which inflate wall times."
+    if [ "$ESTIMATE" = 1 ]; then
+        echo "est. = B / main-thread CPU time per step with OMP_WAIT_POLICY=PASSIVE (idle workers sleep):"
+        echo "approximately the quiet-machine throughput (slightly optimistic: load imbalance is not counted)."
+    fi
     echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (on $(nproc) CPUs)."
     echo "Raw outputs: $OUT"
 } | tee "$OUT/table.md"

@@ -35,8 +35,10 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--batch", type=int, default=None, help="override the batch size")
-    p.add_argument("--blas-threads", type=int, default=None,
-                   help="OpenBLAS threads used by torch's matmuls (default: --threads)")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="OpenBLAS threads used by torch's matmuls (default 1: torch's "
+                   "intra-op threads are OpenMP; a second OpenBLAS pthread pool beside them "
+                   "used more CPU for no measurable gain on 2 cores)")
     p.add_argument("--mkldnn", choices=("on", "off"), default="on",
                    help="oneDNN convolutions (torch.backends.mkldnn.enabled)")
     p.add_argument("--pool", choices=("fused", "native"), default="fused",
@@ -68,8 +70,8 @@ def parse_args():
 ARGS = parse_args()
 # OpenBLAS (used by torch for matmul/Linear and by numpy) reads its thread count
 # when the library loads, and torch.set_num_threads does not change it: set it
-# before importing torch so BLAS uses the same number of threads as torch.
-BLAS_THREADS = ARGS.blas_threads if ARGS.blas_threads is not None else ARGS.threads
+# before importing torch (otherwise a 1-thread run would use 2 BLAS threads).
+BLAS_THREADS = ARGS.blas_threads
 os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
 os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
 
@@ -556,7 +558,8 @@ def settings():
     dnnl = [ln.strip(" -") for ln in cfg.splitlines() if "MKL-DNN" in ln or "oneDNN" in ln]
     cap = [ln.strip(" -") for ln in cfg.splitlines() if "CPU capability" in ln]
     env = {k: os.environ.get(k, "(unset)") for k in
-           ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GLIBC_TUNABLES",
+           ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+            "GLIBC_TUNABLES",
             "ATEN_CPU_CAPABILITY", "LD_PRELOAD", "MALLOC_CONF")}
     return {
         "torch": torch.__version__, "numpy": np.__version__,
@@ -579,20 +582,26 @@ STATS = {}
 
 def timed(fn, warmup, steps):
     """Wall times of `steps` calls after `warmup` calls. STATS gets the minor
-    page faults and the median process CPU time per timed call (CPU time is
-    less sensitive than wall time to other processes on a shared machine)."""
+    page faults, the median process CPU time (all threads) and the median CPU
+    time of the main thread per timed call. CPU times are much less sensitive
+    than wall time to other processes on a shared machine; with
+    OMP_WAIT_POLICY=PASSIVE (idle OpenMP workers sleep) the main thread's CPU
+    time approximates the step's wall time on a quiet machine."""
     for _ in range(warmup):
         fn()
-    ts, cpu = [], []
+    ts, cpu, main = [], [], []
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(steps):
         c0 = time.process_time()
+        m0 = time.thread_time()
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
+        main.append(time.thread_time() - m0)
         cpu.append(time.process_time() - c0)
     STATS["faults_per_step"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) // steps
     STATS["cpu_ms"] = round(1e3 * statistics.median(cpu), 1)
+    STATS["main_cpu_ms"] = round(1e3 * statistics.median(main), 1)
     return ts
 
 
@@ -801,7 +810,7 @@ def main():
            "spectra_s": round(B / med, 1), "step_ms": round(1e3 * med, 1),
            "peak_rss_mb": round(peak_rss_mb(), 1),
            "step_ms_min": round(1e3 * min(ts), 1), "step_ms_max": round(1e3 * max(ts), 1),
-           "steps": len(ts), "cpu_ms": STATS["cpu_ms"],
+           "steps": len(ts), "cpu_ms": STATS["cpu_ms"], "main_cpu_ms": STATS["main_cpu_ms"],
            "faults_per_step": STATS["faults_per_step"],
            "loadavg": "/".join(f"{v:.1f}" for v in os.getloadavg())}
     if ARGS.json:
