@@ -124,6 +124,36 @@ est() {
     fi
 }
 
+# legacy_line FILE WORKLOAD THREADS: a key=value line from the table printed by
+# an early bench_embed ("bench_cnn eval L=1024 B=256 threads=1 median 191.59 ms
+# 1336 spectra/s 31.4 GFLOP/s (min ...; cpu 5904 spectra per cpu-s; ...)").
+legacy_line() {
+    local name mode
+    case "$2" in
+        cnn_*) name=bench_cnn ;;
+        *) name=convsc ;;
+    esac
+    case "$2" in
+        *_embed) mode=eval ;;
+        *) mode=none ;;
+    esac
+    awk -v name="$name" -v mode="$mode" -v th="threads=$3" -v w="$2" -v t="$3" '
+        $1 == name && $2 == mode && $0 ~ th "[ ]" {
+            B = ""; med = ""; sps = ""; gf = ""; cps = ""
+            for (i = 1; i <= NF; i++) {
+                if ($i ~ /^B=/) B = substr($i, 3)
+                if ($i == "median") med = $(i + 1)
+                if ($i == "spectra/s") sps = $(i - 1)
+                if ($i == "GFLOP/s") gf = $(i - 1)
+                if ($i == "cpu") cps = $(i + 1)
+            }
+            line = sprintf("workload=%s threads=%s spectra_s=%s step_ms=%s gflops=%s", w, t, sps, med, gf)
+            if (cps > 0) line = line sprintf(" cpu_ms=%.1f", 1000 * B / cps)
+            print line; found = 1; exit
+        }
+        END { if (!found) print "no result line" }' "$1"
+}
+
 # ratio A B: A/B with 2 decimals, or "-".
 ratio() {
     if [ -n "$1" ] && [ -n "$2" ]; then
@@ -161,6 +191,17 @@ for w in $WORKLOADS; do
             if [ -z "$exe" ]; then
                 echo "== specssl $w threads=$t: bench_$what not built yet"
                 C_LINE[$w.$t]="not built yet"
+            elif ! grep -aq -- '--workload' "$exe"; then
+                # An early bench_embed without the --workload/--threads contract:
+                # it runs every configuration itself; parse its table once.
+                legacy=$OUT/c_${what}_legacy.txt
+                if [ ! -f "$legacy" ]; then
+                    echo "== specssl bench_$what: no --workload option, running it once as '$exe $STEPS'"
+                    "${RUN[@]}" "$exe" "$STEPS" >"$legacy" 2>&1 || true
+                    sed 's/^/   /' "$legacy"
+                fi
+                C_LINE[$w.$t]=$(legacy_line "$legacy" "$w" "$t")
+                echo "== specssl $w threads=$t (from bench_$what's table): ${C_LINE[$w.$t]}"
             else
                 echo "== specssl $w threads=$t: $exe --workload $kind --threads $t"
                 if "${RUN[@]}" "$exe" --workload "$kind" --threads "$t" >"$OUT/c_$w.$t.txt" 2>&1; then
