@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
     t1 = sp_time_now();
     ok = 0;
     for (int64_t i = 0; i < ns; i++) ok += pred[i] == ys[i];
+    printf("  refine of the selected strength: %d iterations\n", m->refine_iters);
     printf("knn: k=20 %lld queries: %.2f s, test acc %.4f\n", (long long)ns, t1 - t0,
            (double)ok / (double)ns);
     lineval_destroy(&m);

@@ -291,12 +291,17 @@ SpStatus lineval_train(LinModel **out, const LinProblem *train, const LinProblem
         free(g0);
         lp.gtol = p->lbfgs.gtol * (g0max > 0 ? g0max : 1.0);
     }
+    /* Selection needs the ranking of the strengths, not their last digits:
+     * the path is fitted to a 10x looser tolerance and only the selected
+     * strength is refined to the full one (warm start). */
+    LinLbfgsParam lpath = lp;
+    if (ng > 1) lpath.gtol = 10.0 * lp.gtol;
     int best_i = -1, worse = 0;
     double best_acc = -1, best_loss = INFINITY;
     for (int gi = 0; gi < ng; gi++) {
         o.l2 = grid[gi];
         LinLbfgsResult r;
-        SP_TRY_GOTO(rc, lineval_lbfgs(probe_objective, &o, th, np, &lp, &r), done);
+        SP_TRY_GOTO(rc, lineval_lbfgs(probe_objective, &o, th, np, &lpath, &r), done);
         if (!isfinite(r.f))
             SP_FAIL_GOTO(rc, done, SP_ENUMERIC, "linear probe: loss not finite at l2 = %g", grid[gi]);
         for (size_t i = 0; i < CD; i++) m->w[i] = (float)th[i];
@@ -329,6 +334,16 @@ SpStatus lineval_train(LinModel **out, const LinProblem *train, const LinProblem
         }
     }
     m->l2 = grid[best_i];
+    if (ng > 1) {
+        o.l2 = m->l2;
+        LinLbfgsResult r;
+        SP_TRY_GOTO(rc, lineval_lbfgs(probe_objective, &o, best, np, &lp, &r), done);
+        if (!isfinite(r.f))
+            SP_FAIL_GOTO(rc, done, SP_ENUMERIC, "linear probe: loss not finite at l2 = %g", m->l2);
+        sp_log(SP_LOG_DEBUG, "probe: selected l2=%g refined in %d iterations (f=%.6g gmax=%.2e)",
+               m->l2, r.iters, r.f, r.gmax);
+        m->refine_iters = r.iters;
+    }
     for (size_t i = 0; i < CD; i++) m->w[i] = (float)best[i];
     for (int c = 0; c < C; c++) m->b[c] = (float)best[CD + c];
     m->fit_seconds = sp_time_now() - t0;

@@ -128,6 +128,7 @@ typedef struct {
     double path_l2[SP_LIN_MAX_GRID], path_val_acc[SP_LIN_MAX_GRID],
         path_val_loss[SP_LIN_MAX_GRID], path_train_loss[SP_LIN_MAX_GRID];
     int path_iters[SP_LIN_MAX_GRID];
+    int refine_iters;      /* iterations refining the selected strength to the full tolerance */
     int64_t n_train, n_val;
     double fit_seconds;
     /* provenance (saved with the model) */
@@ -144,7 +145,8 @@ const char *lineval_check_param(const LinParam *p);
  * strength with warm starts; each candidate is scored by validation accuracy,
  * ties broken by the lower validation cross-entropy, then by the stronger
  * strength; with l2_patience the path stops once weaker strengths keep
- * losing on both. The returned model is the training-rows fit at the selected
+ * losing on both. The path is fitted to 10x the tolerance (the ranking is
+ * what matters); the selected strength is then refined to the tolerance. The returned model is the training-rows fit at the selected
  * strength. Objective: mean cross-entropy + l2/2 |W|^2 (bias unpenalised). */
 SpStatus lineval_train(LinModel **out, const LinProblem *train, const LinProblem *val,
                        const LinParam *p);
