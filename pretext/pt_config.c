@@ -12,7 +12,7 @@ static const SpCfgKey g_keys[] = {
     /* MoCo v2 (§6) */
     {"pretext.moco.coef", SP_CFG_FLOAT, "0.01", 0, 1e6, NULL,
      "weight of L_moco (= L12 + L21) in the total loss; 0 = relational reasoning only "
-     "(no key encoder)"},
+     "(no key encoder); for MoCo alone set the pretext.rr.*_coef to 0 and this to 1"},
     {"pretext.moco.queue", SP_CFG_INT, "4096", 1, 1e8, NULL,
      "MoCo queue length Q (keys); must hold one step's keys (2 x batch when symmetric); "
      "a warning is printed when Q exceeds the data set size"},
