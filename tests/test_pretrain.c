@@ -630,7 +630,7 @@ int main(void) {
     tcase_add_test(tc, gradcheck_full_objective);
     suite_add_tcase(s, tc);
     tc = tcase_create("io");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 300);   /* seconds normally; generous for sanitizers on a busy machine */
     tcase_add_test(tc, resume_bit_identical);
     tcase_add_test(tc, nan_guard);
     tcase_add_test(tc, cli_end_to_end);
