@@ -119,7 +119,7 @@ static SpStatus read_all(hid_t f, const char *file, const char *dset, hid_t memt
                           "'%s': dataset '%s' has %lld elements, expected %zu", file, dset,
                           (long long)n, count);
     } else if (count > 0 && H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-        rc = sp_error_set(SP_EIO, __FILE__, __LINE__,
+        rc = sp_error_set(SP_EFORMAT, __FILE__, __LINE__,
                           "'%s': reading dataset '%s' failed (truncated or corrupted file?)", file, dset);
     }
     if (ty >= 0) H5Tclose(ty);
@@ -148,9 +148,17 @@ SpStatus sp_h5_read_rows_float(hid_t d, const char *file, const char *dset, hsiz
     hsize_t start[2] = {row0, 0}, cnt[2] = {nrows, ncols};
     hid_t ms = H5Screate_simple(2, cnt, NULL);
     SpStatus rc = SP_OK;
-    if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
-        H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0)
+    hsize_t dims[2] = {0, 0};
+    int ok = fs >= 0 && ms >= 0 && H5Sget_simple_extent_ndims(fs) == 2 &&
+             H5Sget_simple_extent_dims(fs, dims, NULL) == 2;
+    if (!ok || row0 + nrows > dims[0] || ncols != dims[1] ||
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0)
         rc = sp_error_set(SP_EIO, __FILE__, __LINE__,
+                          "'%s': reading rows %llu..%llu of '%s' failed (outside its shape)", file,
+                          (unsigned long long)row0, (unsigned long long)(row0 + nrows - 1), dset);
+    else if (H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0)
+        /* the selection is valid: the file's data is damaged (input error) */
+        rc = sp_error_set(SP_EFORMAT, __FILE__, __LINE__,
                           "'%s': reading rows %llu..%llu of '%s' failed (truncated or corrupted file?)",
                           file, (unsigned long long)row0, (unsigned long long)(row0 + nrows - 1), dset);
     if (ms >= 0) H5Sclose(ms);
@@ -372,11 +380,17 @@ static SpStatus attr_write(hid_t loc, const char *obj, const char *name, hid_t t
     return rc;
 }
 
+/* Fixed-length, not variable-length: a variable-length string lives in the
+ * global heap, which carries no checksum, and HDF5 1.10 copies a corrupted
+ * heap object's length unchecked (a flipped byte there crashed the reader).
+ * A fixed-length value is stored in the attribute message itself, inside the
+ * checksummed object header. Readers accept both kinds. */
 SpStatus sp_h5_attr_write_str(hid_t loc, const char *obj, const char *name, const char *value) {
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, strlen(value) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     H5Tset_cset(t, H5T_CSET_UTF8);
-    SpStatus rc = attr_write(loc, obj, name, t, &value);
+    SpStatus rc = attr_write(loc, obj, name, t, value);
     H5Tclose(t);
     return rc;
 }
