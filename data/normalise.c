@@ -183,9 +183,9 @@ SpStatus norm_save(const SpNorm *nm, hid_t loc, const char *group) {
         char name[512];
         hsize_t dims[1] = {(hsize_t)nm->L};
         snprintf(name, sizeof name, "%s/mean", group);
-        SP_TRY(sp_h5_write_double(loc, name, 1, dims, nm->mean, 0));
+        SP_TRY(sp_h5_write_double(loc, name, 1, dims, nm->mean, SP_H5_CHECKSUM));
         snprintf(name, sizeof name, "%s/std", group);
-        SP_TRY(sp_h5_write_double(loc, name, 1, dims, nm->std, 0));
+        SP_TRY(sp_h5_write_double(loc, name, 1, dims, nm->std, SP_H5_CHECKSUM));
     }
     return SP_OK;
 }

@@ -124,9 +124,19 @@ SpStatus row_writer_set_generator(SpRowWriter *w, const char *generator) {
     return sp_h5_attr_write_str(w->h5.f, "/", "generator", generator);
 }
 
+/* Fixed-length strings (NUL-padded to the longest name): they are stored in
+ * the checksummed object header, not in the unchecksummed global heap (see
+ * sp_h5_attr_write_str). */
 SpStatus data_write_class_names(hid_t f, const char *const *names, int n) {
+    size_t width = 1;
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) + 1 > width) width = strlen(names[i]) + 1;
+    char *buf = calloc((size_t)(n > 0 ? n : 1), width);
+    if (!buf) SP_FAIL(SP_ENOMEM, "out of memory writing attribute 'class_names'");
+    for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * width, names[i], strlen(names[i]));
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, width);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
     H5Tset_cset(t, H5T_CSET_UTF8);
     hsize_t d[1] = {(hsize_t)n};
     hid_t sp = H5Screate_simple(1, d, NULL);
@@ -134,11 +144,12 @@ SpStatus data_write_class_names(hid_t f, const char *const *names, int n) {
         H5Adelete_by_name(f, "/", "class_names", H5P_DEFAULT);
     hid_t a = H5Acreate_by_name(f, "/", "class_names", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     SpStatus rc = SP_OK;
-    if (a < 0 || H5Awrite(a, t, names) < 0)
+    if (a < 0 || H5Awrite(a, t, buf) < 0)
         rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "cannot write attribute 'class_names'");
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
+    free(buf);
     return rc;
 }
 
