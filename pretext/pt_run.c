@@ -271,7 +271,7 @@ static SpStatus write_checkpoint(RunCtx *r, int64_t epochs_done, int64_t batch_i
     SP_TRY_GOTO(rc, sp_h5_attr_write_str(f, "/", "data_path", r->data_path), fail);
     {
         hsize_t dims[1] = {ACC_COUNT};
-        SP_TRY_GOTO(rc, sp_h5_write_double(f, "train_state/epoch_acc", 1, dims, acc, 0), fail);
+        SP_TRY_GOTO(rc, sp_h5_write_double(f, "train_state/epoch_acc", 1, dims, acc, SP_H5_CHECKSUM), fail);
     }
     SP_TRY_GOTO(rc, ckpt_commit(&w), out);
 out:

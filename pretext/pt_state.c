@@ -634,9 +634,9 @@ SpStatus pretrain_state_save(const PretrainState *s, hid_t f) {
         SP_TRY(encoder_save(s->key.enc, f, SP_GROUP_ENCODER_K));
         SP_TRY(encoder_proj_save(s->key.proj, f, SP_GROUP_PROJ_K));
         hsize_t dims[2] = {(hsize_t)s->queue.D, (hsize_t)s->queue.Q};
-        SP_TRY(sp_h5_write_float(f, "queue", 2, dims, s->queue.data, 0));
+        SP_TRY(sp_h5_write_float(f, "queue", 2, dims, s->queue.data, SP_H5_CHECKSUM));
         int64_t ptr = s->queue.ptr;
-        SP_TRY(sp_h5_write_int64(f, "queue_ptr", 0, NULL, &ptr, 0));
+        SP_TRY(sp_h5_write_int64(f, "queue_ptr", 0, NULL, &ptr, SP_H5_CHECKSUM));
     }
     for (int i = 0; i < s->ngroups; i++) {
         char name[128];
