@@ -36,10 +36,10 @@ SpStatus lineval_save(const LinModel *m, const char *path, const SpNorm *norm,
                     fail);
     }
     if (m->n_path > 0) {
-        SP_TRY_GOTO(rc, sp_h5_write_double(w.f, "linear/path_l2", 1, dp, m->path_l2, 0), fail);
-        SP_TRY_GOTO(rc, sp_h5_write_double(w.f, "linear/path_val_acc", 1, dp, m->path_val_acc, 0),
+        SP_TRY_GOTO(rc, sp_h5_write_double(w.f, "linear/path_l2", 1, dp, m->path_l2, SP_H5_CHECKSUM), fail);
+        SP_TRY_GOTO(rc, sp_h5_write_double(w.f, "linear/path_val_acc", 1, dp, m->path_val_acc, SP_H5_CHECKSUM),
                     fail);
-        SP_TRY_GOTO(rc, sp_h5_write_double(w.f, "linear/path_val_loss", 1, dp, m->path_val_loss, 0),
+        SP_TRY_GOTO(rc, sp_h5_write_double(w.f, "linear/path_val_loss", 1, dp, m->path_val_loss, SP_H5_CHECKSUM),
                     fail);
     }
     char hash[32];
