@@ -382,8 +382,8 @@ static SpStatus import_linear(const SpImportOpts *o, const SpConfig *cfg, int D)
     SP_TRY_GOTO(rc, ckpt_begin(&w, o->lin_out, "linear", "convsc", text, 0, 0), done);
     begun = 1;
     hsize_t dw[2] = {(hsize_t)W->shape[0], (hsize_t)W->shape[1]}, db[1] = {(hsize_t)b->shape[0]};
-    SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "linear/weight", 2, dw, lt.data + W->offset, 0), done);
-    SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "linear/bias", 1, db, lt.data + b->offset, 0), done);
+    SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "linear/weight", 2, dw, lt.data + W->offset, SP_H5_CHECKSUM), done);
+    SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "linear/bias", 1, db, lt.data + b->offset, SP_H5_CHECKSUM), done);
     {
         /* absolute path of the (already committed) encoder checkpoint */
         char *abs = realpath(o->out, NULL);
@@ -479,9 +479,9 @@ SpStatus encoder_import_specrrmoco(const SpImportOpts *o, const SpConfig *cfg) {
         SP_TRY_GOTO(rc, ckpt_write_params(w.f, group, &heads[i]), done);
     }
     hsize_t dq[2] = {(hsize_t)q->shape[0], (hsize_t)q->shape[1]};
-    SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "queue", 2, dq, t.data + q->offset, 1), done);
+    SP_TRY_GOTO(rc, sp_h5_write_float(w.f, "queue", 2, dq, t.data + q->offset, SP_H5_CHECKSUM), done);
     int64_t ptr = (int64_t)t.data[qp->offset];
-    SP_TRY_GOTO(rc, sp_h5_write_int64(w.f, "queue_ptr", 0, NULL, &ptr, 0), done);
+    SP_TRY_GOTO(rc, sp_h5_write_int64(w.f, "queue_ptr", 0, NULL, &ptr, SP_H5_CHECKSUM), done);
     SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "imported_from", o->bin), done);
     SP_TRY_GOTO(rc, sp_h5_attr_write_str(w.f, "/", "source",
                                          "SpecRRMoco-Net published weights (backbone_last.tar, "
