@@ -298,6 +298,10 @@ static SpStatus open_impl(SpDataset *ds, const SpDataOptions *o) {
             if (ds->extvar[i] < 0)
                 SP_FAIL(SP_EINPUT, "'%s': extvar dataset '%s': row %lld holds %d; values must be >= 0",
                         file, o->extvar_path, (long long)i, ds->extvar[i]);
+            if (ds->extvar[i] >= SP_DATA_MAX_CLASSES)
+                SP_FAIL(SP_EINPUT, "'%s': extvar dataset '%s': row %lld holds %d; values must be "
+                        "bins 0..%d", file, o->extvar_path, (long long)i, ds->extvar[i],
+                        SP_DATA_MAX_CLASSES - 1);
             if (ds->extvar[i] + 1 > ds->n_extvar) ds->n_extvar = ds->extvar[i] + 1;
         }
     }
@@ -339,6 +343,10 @@ static SpStatus open_impl(SpDataset *ds, const SpDataOptions *o) {
                 SP_FAIL(SP_EINPUT, "'%s': labels dataset '%s': row %lld holds %d, but there are only "
                         "%d classes (%s)", file, ds->labels_path, (long long)i, l, limit,
                         o->num_classes > 0 ? "fixed by the model/config" : "attribute class_names");
+            if (limit <= 0 && l >= SP_DATA_MAX_CLASSES)
+                SP_FAIL(SP_EINPUT, "'%s': labels dataset '%s': row %lld holds %d; labels must be "
+                        "class indices 0..%d (store the class_names attribute for more classes)",
+                        file, ds->labels_path, (long long)i, l, SP_DATA_MAX_CLASSES - 1);
             if (l > maxl) maxl = l;
         }
         ds->n_classes = o->num_classes > 0 ? o->num_classes

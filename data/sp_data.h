@@ -41,6 +41,12 @@ typedef enum { SP_NONFINITE_ERROR = 0, SP_NONFINITE_DROP } SpNonfinite;
 #define SP_DATA_DEFAULT_EXTVAR "/extvar"
 #define SP_DATA_DEFAULT_AXIS "/axis"
 
+/* Without class_names (or a class count fixed by the caller) the number of
+ * classes is inferred as max label + 1, and of extvar bins as max extvar + 1;
+ * a value at or above this limit is refused as out of range (a stray
+ * 1000000000 would otherwise size per-class arrays by it). */
+#define SP_DATA_MAX_CLASSES 65536
+
 typedef struct {
     char spectra_path[SP_DATA_NAME_MAX]; /* data.spectra_path */
     char labels_path[SP_DATA_NAME_MAX];  /* data.labels_path ("" = ignore) */
