@@ -13,6 +13,8 @@ void split_free(SpSplit *s) {
     memset(s, 0, sizeof *s);
 }
 
+#define SPLIT_WARN_MAX 5   /* per-class warnings before the summary line */
+
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -95,9 +97,13 @@ SpStatus split_make(SpSplit *s, const int32_t *labels, int64_t n, int n_classes,
             s->n_short++;
             int64_t k2 = k < avail ? k : avail;
             int64_t v2 = avail - k2 < v ? avail - k2 : v;
-            sp_log(SP_LOG_WARN, "class %d has %lld labelled rows, fewer than the %lld + %lld requested "
-                   "(train + validation): taking %lld + %lld", c, (long long)avail, (long long)k,
-                   (long long)v, (long long)k2, (long long)v2);
+            /* one line per short class for the first few, then a summary at
+             * the end (a file with label gaps would otherwise print one line
+             * per missing class) */
+            if (s->n_short <= SPLIT_WARN_MAX)
+                sp_log(SP_LOG_WARN, "class %d has %lld labelled rows, fewer than the %lld + %lld "
+                       "requested (train + validation): taking %lld + %lld", c, (long long)avail,
+                       (long long)k, (long long)v, (long long)k2, (long long)v2);
             k = k2;
             v = v2;
         }
@@ -105,6 +111,9 @@ SpStatus split_make(SpSplit *s, const int32_t *labels, int64_t n, int n_classes,
         for (int64_t i = 0; i < v; i++) s->val[s->n_val++] = r[i];
         for (int64_t i = 0; i < k; i++) s->train[s->n_train++] = r[v + i];
     }
+    if (s->n_short > SPLIT_WARN_MAX)
+        sp_log(SP_LOG_WARN, "... and %d more classes with fewer labelled rows than requested "
+               "(%d of %d classes in all)", s->n_short - SPLIT_WARN_MAX, s->n_short, n_classes);
     qsort(s->train, (size_t)s->n_train, sizeof(int64_t), cmp_i64);
     qsort(s->val, (size_t)s->n_val, sizeof(int64_t), cmp_i64);
     free(cnt);
