@@ -269,6 +269,7 @@ SpStatus lineval_predict_file(const SpConfig *cfg, const char *model_path, const
     data_options_default(&o);
     SP_TRY_GOTO(rc, data_options_from_config(cfg, &o), done);
     o.min_length = encoder_min_length(enc);
+    o.num_classes = C;   /* a label the model cannot predict is out of range */
     SP_TRY_GOTO(rc, dataset_open(&ds, data_path, &o), done);
     if (have_norm && nm.kind == SP_NORM_STANDARDISE && nm.L != ds->L)
         SP_FAIL_GOTO(rc, done, SP_EINPUT, "'%s': spectra have %d points, the model's "
