@@ -43,6 +43,21 @@ void sp_error_push(const char *file, int line, const char *fmt, ...) {
     g_err.nctx++;
 }
 
+void sp_error_prefix(const char *fmt, ...) {
+    char buf[SP_ERR_MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= sizeof buf) return;
+    size_t rest = sizeof buf - (size_t)k;
+    size_t m = strlen(g_err.msg);
+    if (m >= rest) m = rest - 1;
+    memcpy(buf + k, g_err.msg, m);
+    buf[(size_t)k + m] = '\0';
+    memcpy(g_err.msg, buf, (size_t)k + m + 1);
+}
+
 const char *sp_error_message(void) { return g_err.msg; }
 SpStatus sp_error_status(void) { return g_err.rc; }
 

@@ -29,6 +29,9 @@ SpStatus sp_error_set(SpStatus rc, const char *file, int line, const char *fmt, 
 /* Add a context line ("while loading checkpoint 'x.h5'"). */
 void sp_error_push(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Put text before the root-cause message, e.g. the file a library check
+ * did not know about: sp_error_prefix("'%s': ", path). */
+void sp_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The root-cause message (empty string when none). */
 const char *sp_error_message(void);
 SpStatus sp_error_status(void);
