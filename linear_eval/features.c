@@ -59,7 +59,10 @@ out:
 SpStatus lineval_features(SpEncoder *e, SpDataset *ds, const int64_t *idx, int64_t n,
                           const SpNorm *norm, int batch, float *out) {
     if (n <= 0) return SP_OK;
-    SP_TRY(encoder_check_length(e, ds->L));
+    if (encoder_check_length(e, ds->L) != SP_OK) {
+        sp_error_prefix("'%s': ", ds->path);
+        return sp_error_status();
+    }
     if (batch < 1) batch = 1;
     if (batch > n) batch = (int)n;
     SpLoader *ld = NULL;

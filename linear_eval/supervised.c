@@ -168,7 +168,10 @@ static SpStatus eval_rows(LinSupModel *m, EvalCtx *e, const float *x, const int3
 SpStatus lineval_sup_predict(LinSupModel *m, SpDataset *ds, const int64_t *idx, int64_t n,
                              const SpNorm *norm, int batch, int32_t *pred, float *prob) {
     if (n <= 0) return SP_OK;
-    SP_TRY(encoder_check_length(m->enc, ds->L));
+    if (encoder_check_length(m->enc, ds->L) != SP_OK) {
+        sp_error_prefix("'%s': ", ds->path);
+        return sp_error_status();
+    }
     if (batch < 1) batch = 1;
     if (batch > n) batch = (int)n;
     SpLoader *ld = NULL;
@@ -223,7 +226,10 @@ SpStatus lineval_sup_train(LinSupModel *m, SpDataset *ds, const int64_t *train_i
     if (n_train < 1) SP_FAIL(SP_EINPUT, "%s: no training rows", p->tag);
     if (!ds->labels) SP_FAIL(SP_EINPUT, "'%s': supervised training needs labels", ds->path);
     const int L = ds->L, C = m->C, D = m->D;
-    SP_TRY(encoder_check_length(m->enc, L));
+    if (encoder_check_length(m->enc, L) != SP_OK) {
+        sp_error_prefix("'%s': ", ds->path);
+        return sp_error_status();
+    }
     const int S = encoder_batch_multiple(m->enc);
     int bcfg = p->batch_size / S * S;
     if (bcfg < S) bcfg = S;
