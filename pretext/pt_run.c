@@ -525,7 +525,11 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
     }
 
     /* state */
-    SP_TRY(pretrain_state_create(&r->st, cfg, ds->L, (int)r->batch, ext_classes, ds->n));
+    {
+        SpStatus src = pretrain_state_create(&r->st, cfg, ds->L, (int)r->batch, ext_classes, ds->n);
+        if (src == SP_EINPUT) sp_error_prefix("'%s': ", r->data_path);   /* e.g. too short */
+        SP_TRY(src);
+    }
     PretrainState *st = r->st;
     const int S = pretrain_batch_multiple(st);
     const char *arch = encoder_arch(pretrain_encoder_q(st));
