@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd_util.h"
 #include "sp_linear_eval.h"
@@ -72,6 +73,7 @@ int cmd_linear_eval(int argc, char **argv) {
     }
     SpConfig *c = NULL;
     LinSweepResult *res = NULL;
+    int made_out = 0;
     SpStatus st = cmd_load_config(&c, cfg, &sets);
     if (st == SP_OK) {
         cmd_banner("linear-eval", c, &sets);
@@ -97,6 +99,7 @@ int cmd_linear_eval(int argc, char **argv) {
         for (int i = 0; i < sw.n_methods; i++) snprintf(sw.methods[i], sizeof sw.methods[i], "%s", ms[i]);
         sw.title = "specssl linear-eval";
         if (out) {
+            made_out = access(out, F_OK) != 0;
             st = lineval_mkdir_p(out);
             sw.out_dir = out;
             sw.reports = 1;
@@ -121,6 +124,9 @@ int cmd_linear_eval(int argc, char **argv) {
             if (out) printf("wrote %s/sweep.md, sweep.csv, sweep.svg, splits.h5, probe_*.h5\n", out);
         }
     }
+    /* a refused run leaves no trace: remove the folder we created if it is
+     * still empty (rmdir fails on a non-empty one) */
+    if (st != SP_OK && made_out) rmdir(out);
     lineval_sweep_free(&res);
     sp_config_free(c);
     cmd_strlist_free(&sets);

@@ -3,6 +3,7 @@
  * confusion.*) and the split indices in --out. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cmd_util.h"
 #include "sp_linear_eval.h"
@@ -44,11 +45,13 @@ int cmd_sweep(int argc, char **argv) {
     }
     SpConfig *c = NULL;
     LinSweepResult *res = NULL;
+    int made_out = 0;
     SpStatus st = cmd_load_config(&c, cfg, &sets);
     if (st == SP_OK) {
         cmd_banner("sweep", c, &sets);
         LinSweepSpec sw;
         st = lineval_sweep_spec_from_config(&sw, c);
+        made_out = access(out, F_OK) != 0;
         if (st == SP_OK) st = lineval_mkdir_p(out);
         if (st == SP_OK) {
             sw.out_dir = out;
@@ -65,6 +68,9 @@ int cmd_sweep(int argc, char **argv) {
                    "confusion.svg, splits.h5\n", out);
         }
     }
+    /* a refused run leaves no trace: remove the folder we created if it is
+     * still empty (rmdir fails on a non-empty one) */
+    if (st != SP_OK && made_out) rmdir(out);
     lineval_sweep_free(&res);
     sp_config_free(c);
     cmd_strlist_free(&sets);
