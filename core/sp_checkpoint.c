@@ -125,6 +125,9 @@ SpStatus ckpt_open(const char *path, const char *expect_kind, const char *expect
     SP_TRY(sp_h5_open_read(path, &f));
     SpStatus rc = SP_OK;
     char *format = NULL;
+    if (sp_h5_attr_probe(f, "/", "format") < 0)
+        SP_FAIL_GOTO(rc, fail, SP_EFORMAT,
+                     "'%s': cannot read the file's attributes (corrupted file?)", path);
     if (!sp_h5_attr_exists(f, "/", "format") ||
         sp_h5_attr_read_str(f, path, "/", "format", &format) != SP_OK) {
         SP_FAIL_GOTO(rc, fail, SP_EFORMAT,

@@ -403,11 +403,15 @@ SpStatus sp_h5_attr_write_double(hid_t loc, const char *obj, const char *name, d
     return attr_write(loc, obj, name, H5T_NATIVE_DOUBLE, &value);
 }
 
-int sp_h5_attr_exists(hid_t loc, const char *obj, const char *name) {
+int sp_h5_attr_probe(hid_t loc, const char *obj, const char *name) {
     htri_t e;
     H5E_BEGIN_TRY { e = H5Aexists_by_name(loc, obj, name, H5P_DEFAULT); }
     H5E_END_TRY;
-    return e > 0;
+    return e > 0 ? 1 : e == 0 ? 0 : -1;
+}
+
+int sp_h5_attr_exists(hid_t loc, const char *obj, const char *name) {
+    return sp_h5_attr_probe(loc, obj, name) > 0;
 }
 
 /* Number of values in an attribute (1 for a scalar), -1 on error. */
@@ -420,12 +424,20 @@ static hssize_t attr_npoints(hid_t a) {
 }
 
 static hid_t attr_open(hid_t loc, const char *file, const char *obj, const char *name) {
-    if (!sp_h5_attr_exists(loc, obj, name)) {
+    int e = sp_h5_attr_probe(loc, obj, name);
+    if (e < 0) {
+        sp_error_set(SP_EFORMAT, __FILE__, __LINE__,
+                     "'%s': cannot read the attributes of '%s' (corrupted file?)", file, obj);
+        return -1;
+    }
+    if (e == 0) {
         sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': attribute '%s' missing on '%s'", file, name, obj);
         return -1;
     }
     hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) sp_error_set(SP_EINPUT, __FILE__, __LINE__, "'%s': cannot open attribute '%s'", file, name);
+    if (a < 0)
+        sp_error_set(SP_EFORMAT, __FILE__, __LINE__,
+                     "'%s': cannot open attribute '%s' (corrupted file?)", file, name);
     return a;
 }
 

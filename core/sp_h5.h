@@ -99,6 +99,9 @@ SpStatus sp_h5_attr_write_double(hid_t loc, const char *obj, const char *name, d
  * class or not a single value (arrays are refused). Strings: *out is
  * malloc'ed (free()). */
 int sp_h5_attr_exists(hid_t loc, const char *obj, const char *name);
+/* 1 present, 0 absent, -1 the attribute storage cannot be read (a failed
+ * checksum: corrupted file). */
+int sp_h5_attr_probe(hid_t loc, const char *obj, const char *name);
 SpStatus sp_h5_attr_read_str(hid_t loc, const char *file, const char *obj, const char *name,
                              char **out);
 SpStatus sp_h5_attr_read_int64(hid_t loc, const char *file, const char *obj, const char *name,
