@@ -168,6 +168,17 @@ SpStatus sp_h5_read_rows_float(hid_t d, const char *file, const char *dset, hsiz
 
 /* ------------------------------------------------------------------ writing */
 
+/* Groups (and the root group, through the file creation list) keep their
+ * links and attributes "compact", as messages of the group's own object
+ * header, whatever their number. The default switches to "dense" storage
+ * (a fractal heap + B-tree) beyond 8 links/attributes; HDF5 1.10 crashes on
+ * some corruptions there (SIGSEGV in H5G__dense_iterate's cleanup after a
+ * failed read), while a corrupted object header fails its checksum cleanly. */
+static void set_compact(hid_t ocpl) {
+    H5Pset_link_phase_change(ocpl, 65535, 65535);
+    H5Pset_attr_phase_change(ocpl, 65535, 65535);
+}
+
 SpStatus sp_h5_create_atomic(SpH5Writer *w, const char *path) {
     sp_h5_init();
     memset(w, 0, sizeof *w);
@@ -182,8 +193,11 @@ SpStatus sp_h5_create_atomic(SpH5Writer *w, const char *path) {
      * format's v1 B-tree chunk index has none: a flipped chunk address could
      * silently point at another chunk). Readable by HDF5 >= 1.10 (h5py). */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    set_compact(fcpl);   /* the root group's links and attributes (see set_compact) */
     errno = 0;
-    w->f = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    w->f = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (w->f < 0) {
         int e = errno;
@@ -248,11 +262,39 @@ static hid_t make_lcpl(void) {
     return lcpl;
 }
 
+/* Create the missing groups of a path's parents (not the last component). */
+static SpStatus ensure_parents(hid_t loc, const char *name) {
+    char buf[SP_PATH_MAX];
+    size_t n = strlen(name);
+    if (n >= sizeof buf) SP_FAIL(SP_EUSAGE, "HDF5 path too long: '%s'", name);
+    memcpy(buf, name, n + 1);
+    SpStatus rc = SP_OK;
+    hid_t gcpl = -1;
+    for (size_t i = 1; i < n && rc == SP_OK; i++) {
+        if (buf[i] != '/') continue;
+        buf[i] = '\0';
+        if (!sp_h5_exists(loc, buf)) {
+            if (gcpl < 0) {
+                gcpl = H5Pcreate(H5P_GROUP_CREATE);
+                set_compact(gcpl);
+            }
+            hid_t g = H5Gcreate2(loc, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+            if (g < 0) rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "cannot create HDF5 group '%s'", buf);
+            else H5Gclose(g);
+        }
+        buf[i] = '/';
+    }
+    if (gcpl >= 0) H5Pclose(gcpl);
+    return rc;
+}
+
 SpStatus sp_h5_ensure_group(hid_t loc, const char *path) {
     if (sp_h5_exists(loc, path)) return SP_OK;
-    hid_t lcpl = make_lcpl();
-    hid_t g = H5Gcreate2(loc, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5Pclose(lcpl);
+    SP_TRY(ensure_parents(loc, path));
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    set_compact(gcpl);
+    hid_t g = H5Gcreate2(loc, path, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
     if (g < 0) SP_FAIL(SP_EIO, "cannot create HDF5 group '%s'", path);
     H5Gclose(g);
     return SP_OK;
@@ -301,13 +343,17 @@ static SpStatus write_ds(hid_t loc, const char *name, int rank, const hsize_t *d
      * are stored compact, inside the (checksummed) object header. */
     if (compress == SP_H5_CHECKSUM && !chunk && n * elem <= 16384)
         H5Pset_layout(dcpl, H5D_COMPACT);
+    SpStatus rc = ensure_parents(loc, name);
     hid_t lcpl = make_lcpl();
-    hid_t d = H5Dcreate2(loc, name, filetype, sp, lcpl, dcpl, H5P_DEFAULT);
-    SpStatus rc = SP_OK;
-    if (d < 0)
-        rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "cannot create dataset '%s'", name);
-    else if (n > 0 && H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "writing dataset '%s' failed (disk full?)", name);
+    hid_t d = -1;
+    if (rc == SP_OK) {
+        d = H5Dcreate2(loc, name, filetype, sp, lcpl, dcpl, H5P_DEFAULT);
+        if (d < 0)
+            rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "cannot create dataset '%s'", name);
+        else if (n > 0 && H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+            rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "writing dataset '%s' failed (disk full?)",
+                              name);
+    }
     if (d >= 0) H5Dclose(d);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
@@ -337,6 +383,7 @@ SpStatus sp_h5_create_rows_float(hid_t loc, const char *name, hsize_t ncols, hid
     hid_t sp = H5Screate_simple(2, dims, maxd);
     hsize_t cdims[2] = {(1u << 20) / (4 * (ncols ? ncols : 1)) + 1, ncols};
     hid_t dcpl = chunked_dcpl(2, cdims, 4, 1, 1);
+    SP_TRY(ensure_parents(loc, name));
     hid_t lcpl = make_lcpl();
     hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
     H5Pclose(lcpl);
