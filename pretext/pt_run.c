@@ -19,11 +19,16 @@
  *  - metrics.jsonl: one JSON object per completed epoch (epoch = epochs
  *    completed, 1-based; means over all steps of the epoch, weighted by the
  *    spectra of each step; accuracies are pooled counts). Append-only and
- *    fsynced. A line is written only once a checkpoint covering its epoch
- *    has been committed (lines wait in memory until then), so after a crash
- *    or kill the file never holds an epoch that the checkpoint does not, and
- *    a resumed run never duplicates a line. The deterministic fields come
- *    first; the timing fields (spectra_s, gflops, epoch_s, wall_s) last.
+ *    fsynced. Lines wait in memory and are flushed just before each
+ *    checkpoint is written, so no epoch that a checkpoint covers can be
+ *    missing from the file after a crash or kill. A kill between the flush
+ *    and the checkpoint's commit leaves lines of epochs that the previous
+ *    checkpoint does not cover: the resumed run repeats those epochs and
+ *    appends their lines again. Reader rule: the last line of each epoch
+ *    wins; a line without its final newline (torn by a kill) is not a
+ *    record (the next flush starts a new line after it). The deterministic
+ *    fields come first; the timing fields (spectra_s, gflops, epoch_s,
+ *    wall_s) last.
  *
  * Batches: a permutation of the N spectra per epoch (loader, keyed by seed
  * and epoch), consecutive chunks of train.batch_size. Every batch reaching
@@ -237,8 +242,14 @@ static SpStatus pending_add(RunCtx *r, const char *line) {
 
 static SpStatus pending_flush(RunCtx *r) {
     if (r->npending == 0) return SP_OK;
-    FILE *fp = fopen(r->metrics_path, "a");
+    FILE *fp = fopen(r->metrics_path, "a+");
     if (!fp) SP_FAIL(SP_EIO, "cannot open '%s' for appending: %s", r->metrics_path, strerror(errno));
+    /* a line torn by a kill (no final newline) stays a line of its own */
+    if (fseek(fp, 0, SEEK_END) == 0 && ftell(fp) > 0 && fseek(fp, -1, SEEK_END) == 0) {
+        int last = fgetc(fp);
+        fseek(fp, 0, SEEK_END);
+        if (last != '\n') fputc('\n', fp);
+    }
     for (int i = 0; i < r->npending; i++) {
         fputs(r->pending[i].line, fp);
         fputc('\n', fp);
@@ -740,8 +751,8 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
             if (opts->on_step) opts->on_step(opts->user, e, r->gstep);
             int sig = sp_signal_requested();
             if (sig) {
-                SP_TRY_GOTO(rc, write_checkpoint(r, e, it + 1, acc), out);
                 SP_TRY_GOTO(rc, pending_flush(r), out);
+                SP_TRY_GOTO(rc, write_checkpoint(r, e, it + 1, acc), out);
                 rc = sp_error_set(SP_EINTERRUPT, __FILE__, __LINE__,
                                   "interrupted by signal %d at epoch %lld step %lld; checkpoint "
                                   "written to '%s'\nhint: resume with: specssl pretrain -c %s "
@@ -829,8 +840,10 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
         const int stop = opts->stop_after_epoch > 0 && done >= opts->stop_after_epoch;
         if (done % r->ckpt_every == 0 || done == r->epochs || stop) {
             memset(acc, 0, sizeof acc);
-            SP_TRY_GOTO(rc, write_checkpoint(r, done, 0, acc), out);
+            /* lines first: a kill after the flush repeats epochs (readers
+             * keep the last line per epoch); the other order could lose them */
             SP_TRY_GOTO(rc, pending_flush(r), out);
+            SP_TRY_GOTO(rc, write_checkpoint(r, done, 0, acc), out);
         }
         if (stop) break;
     }
