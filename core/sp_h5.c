@@ -11,6 +11,12 @@
 void sp_h5_init(void) {
     static int done = 0;
     if (done) return;
+    /* No library shutdown at exit: after a write failed (disk full), HDF5
+     * 1.10 keeps a half-closed file whose close at exit crashes (SIGSEGV in
+     * H5F__close_cb). The process is ending anyway; our files are written
+     * atomically, so nothing depends on that final close. Effective only
+     * before the library's first use (main calls sp_h5_init first). */
+    H5dont_atexit();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     done = 1;
 }
