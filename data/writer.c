@@ -99,8 +99,9 @@ SpStatus row_writer_commit(SpRowWriter *w) {
         rc = sp_h5_write_int32(w->h5.f, w->int_names[k], 1, d, w->n ? w->ints[k] : &dummy, 1);
     }
     if (w->rows >= 0 && H5Dclose(w->rows) < 0 && rc == SP_OK)
-        rc = sp_error_set(SP_EIO, __FILE__, __LINE__, "'%s': closing '%s' failed", w->h5.final_path,
-                          w->rows_name);
+        rc = sp_error_set(SP_EIO, __FILE__, __LINE__,
+                          "writing '%s' failed while closing '%s' (disk full?); nothing was written "
+                          "under that name", w->h5.final_path, w->rows_name);
     w->rows = -1;
     if (w->rows2 >= 0) H5Dclose(w->rows2);
     w->rows2 = -1;
