@@ -605,19 +605,29 @@ SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *i
         s->have_keys = 0;
     }
     for (int i = 0; i < s->ngroups; i++) optim_step(&s->optim[i], s->groups[i], lr);
-    /* a finite gradient can still overflow a parameter (huge lr) */
-    for (int i = 0; i < s->ngroups; i++) {
-        const float *d = s->groups[i]->data;
-        size_t n = s->groups[i]->n_param;
+    /* a finite gradient can still overflow a parameter (huge lr), and a
+     * finite loss can come with overflowed BatchNorm running statistics
+     * (training mode normalises with the batch's own): a checkpoint of
+     * either would not be a good state (embed runs in eval mode) */
+    const SpParams *key_tabs[2] = {NULL, NULL};
+    if (s->use_moco) {
+        key_tabs[0] = encoder_params_const(s->key.enc);
+        key_tabs[1] = encoder_proj_params_const(s->key.proj);
+    }
+    for (int i = 0; i < s->ngroups + 2; i++) {
+        const SpParams *p = i < s->ngroups ? s->groups[i] : key_tabs[i - s->ngroups];
+        if (!p) continue;
         int bad = 0;
-        for (size_t j = 0; j < n; j++) bad |= !isfinite(d[j]);
+        for (size_t j = 0; j < p->n_param; j++) bad |= !isfinite(p->data[j]);
+        for (size_t j = 0; j < p->n_buf; j++) bad |= !isfinite(p->buf[j]);
         if (bad)
             SP_FAIL(SP_ENUMERIC,
-                    "non-finite parameters in '%s' after the optimizer step (epoch index %lld, "
-                    "step %lld, lr %g; loss terms: L=%g L_inter=%g L_intra=%g "
-                    "L_ext=%g L_moco=%g; lower optim.lr?)",
-                    s->group_names[i], (long long)epoch, (long long)step, (double)lr, st->loss,
-                    st->l_inter, st->l_intra, st->l_ext, st->l_moco);
+                    "non-finite parameters or BatchNorm statistics in '%s' after the optimizer "
+                    "step (epoch index %lld, step %lld, lr %g; loss terms: L=%g L_inter=%g "
+                    "L_intra=%g L_ext=%g L_moco=%g; lower optim.lr?)",
+                    i < s->ngroups ? s->group_names[i] : i == s->ngroups ? "encoder_k" : "proj_k",
+                    (long long)epoch, (long long)step, (double)lr, st->loss, st->l_inter,
+                    st->l_intra, st->l_ext, st->l_moco);
     }
     return SP_OK;
 }
