@@ -195,6 +195,7 @@ int spf_run(SpfResult *r, const char *const *argv, const SpfOpts *o) {
     }
     const double timeout = o->timeout_s > 0 ? o->timeout_s : 300.0;
     int st = 0, done = 0;
+    double t_fire = -1.0;
     while (!done) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) {
@@ -205,14 +206,17 @@ int spf_run(SpfResult *r, const char *const *argv, const SpfOpts *o) {
         double t = now_s() - t0;
         if (o->kill_sig && !r->sent) {
             int fire = 0;
-            if (o->kill_after_s > 0 && t >= o->kill_after_s) fire = 1;
-            if (o->kill_when_exists && spf_exists(o->kill_when_exists)) fire = 1;
-            if (o->kill_when_err) {
-                char *e = spf_read(err_path, NULL);
-                if (e && strstr(e, o->kill_when_err)) fire = 1;
-                free(e);
+            if (t_fire < 0) {
+                if (o->kill_after_s > 0 && t >= o->kill_after_s) fire = 1;
+                if (o->kill_when_exists && spf_exists(o->kill_when_exists)) fire = 1;
+                if (o->kill_when_err) {
+                    char *e = spf_read(err_path, NULL);
+                    if (e && strstr(e, o->kill_when_err)) fire = 1;
+                    free(e);
+                }
             }
-            if (fire) {
+            if (fire) t_fire = t + (o->kill_delay_s > 0 ? o->kill_delay_s : 0.0);
+            if (t_fire >= 0 && t >= t_fire) {
                 kill(pid, o->kill_sig);
                 r->sent = o->kill_sig;
             }

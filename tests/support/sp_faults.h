@@ -32,6 +32,7 @@ typedef struct {
     double kill_after_s;          /* > 0: after this many seconds */
     const char *kill_when_exists; /* this path exists (polled every ~0.2 ms) */
     const char *kill_when_err;    /* stderr contains this text */
+    double kill_delay_s;          /* wait this long after the condition first holds */
     double timeout_s;             /* SIGKILL after this (0: 300 s) */
 } SpfOpts;
 
