@@ -517,6 +517,59 @@ START_TEST(disk_full_checkpoint) {
 }
 END_TEST
 
+/* metrics.jsonl cannot grow (here: it is larger than the file-size limit,
+ * after lines that are not records, which readers skip) while a checkpoint
+ * still fits: the run stops before checkpointing an epoch whose line was not
+ * written, so after the resume no epoch is missing from metrics.jsonl. */
+START_TEST(metrics_append_fails) {
+    need_fixture();
+    char run[1200];
+    fresh_dir(run, sizeof run, "metrics_full");
+    PATHF(ck, "%s/checkpoint.h5", run);
+    PATHF(met, "%s/metrics.jsonl", run);
+    const char *av[24];
+    int k = fresh_argv(av, run);
+    av[k++] = "--set";
+    av[k++] = "train.epochs=2";
+    av[k] = NULL;
+    SpfResult r;
+    spf_run(&r, av, NULL);
+    ck_assert_msg(r.status == 0, "2-epoch run: %s", spf_describe(&r));
+    spf_free(&r);
+    long long nck = spf_file_size(ck);
+    size_t nmet;
+    char *m0 = spf_read(met, &nmet);
+    ck_assert(m0 && nck > 0);
+    /* pad with non-record lines up to 1.5x the checkpoint size */
+    FILE *f = fopen(met, "ab");
+    ck_assert(f != NULL);
+    while (ftell(f) < nck * 3 / 2) fputs("# padding: not a record, readers skip it\n", f);
+    ck_assert(fclose(f) == 0);
+    k = resume_argv(av, run);
+    av[k++] = "--set";
+    av[k++] = "train.epochs=4";
+    av[k] = NULL;
+    SpfOpts o;
+    memset(&o, 0, sizeof o);
+    o.fsize_limit = nck * 5 / 4;   /* a checkpoint fits, metrics.jsonl cannot grow */
+    spf_run(&r, av, &o);
+    expect_report(&r, 1, "metrics.jsonl cannot grow", "metrics.jsonl", NULL);
+    spf_free(&r);
+    ck_assert_msg(validate_ckpt(ck, NULL, "after the failed append") == 2,
+                  "an epoch was checkpointed although its metrics line was not written");
+    spf_run(&r, av, NULL);
+    ck_assert_msg(r.status == 0, "resume: %s", spf_describe(&r));
+    spf_free(&r);
+    ck_assert(validate_ckpt(ck, NULL, "after the resume") == 4);
+    Metrics m;
+    metrics_read(&m, met);
+    for (int e = 1; e <= 4; e++) ck_assert_msg(m.last[e], "epoch %d missing:\n%s", e, m.text);
+    free(m.text);
+    free(m0);
+    spf_rm_rf(run);
+}
+END_TEST
+
 /* Writers of embeddings, models and datasets on a full disk: the existing
  * output keeps its bytes. */
 START_TEST(disk_full_outputs) {
@@ -643,6 +696,7 @@ int main(void) {
     tc = tcase_create("disk");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, disk_full_checkpoint);
+    tcase_add_test(tc, metrics_append_fails);
     tcase_add_test(tc, disk_full_outputs);
     tcase_add_test(tc, unwritable_outputs);
     suite_add_tcase(s, tc);
