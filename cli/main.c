@@ -2,13 +2,9 @@
  * HDF5, threading), config-key registration and dispatch to the
  * subcommands in cli/cmd_<name>.c.
  *
- * Subcommands and module registration functions are weak symbols: a
- * command whose file is not built yet resolves to NULL and is reported as
- * such (exit 1), never faked.
- * Caveat: a weak reference does not pull an object file out of a static
- * library. The *_config_register functions are found when their object file
- * is linked for another reason (a cmd_*.c calls into it); a module whose keys
- * must always be known should be referenced strongly from a cmd_*.c.
+ * Every subcommand and every module's config registration is referenced
+ * strongly, so each module's object files are always linked and every config
+ * key is known to every command (unknown keys are refused).
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -26,35 +22,32 @@
 #include "sp_log.h"
 
 /* Subcommands (cli/cmd_<name>.c). */
-int cmd_synth(int, char **) __attribute__((weak));
-int cmd_info(int, char **) __attribute__((weak));
-int cmd_pretrain(int, char **) __attribute__((weak));
-int cmd_embed(int, char **) __attribute__((weak));
-int cmd_linear_eval(int, char **) __attribute__((weak));
-int cmd_supervised(int, char **) __attribute__((weak));
-int cmd_sweep(int, char **) __attribute__((weak));
-int cmd_predict(int, char **) __attribute__((weak));
-int cmd_import_torch(int, char **) __attribute__((weak));
-int cmd_demo(int, char **) __attribute__((weak));
-int cmd_config(int, char **) __attribute__((weak));
+int cmd_synth(int, char **);
+int cmd_info(int, char **);
+int cmd_pretrain(int, char **);
+int cmd_embed(int, char **);
+int cmd_linear_eval(int, char **);
+int cmd_supervised(int, char **);
+int cmd_sweep(int, char **);
+int cmd_predict(int, char **);
+int cmd_import_torch(int, char **);
+int cmd_demo(int, char **);
+int cmd_config(int, char **);
 
 /* Config keys of the modules (see sp_config.h). */
-/* Modules in main are referenced strongly (a weak reference would not pull
- * their object file out of the static library); modules still being built
- * stay weak until they land. */
 void data_config_register(void);
 void augment_config_register(void);
-void encoder_config_register(void) __attribute__((weak));
-void pretext_config_register(void) __attribute__((weak));
-void linear_eval_config_register(void) __attribute__((weak));
+void encoder_config_register(void);
+void pretext_config_register(void);
+void linear_eval_config_register(void);
 
 void cmd_register_all_config(void) {
     sp_core_config_register();
     data_config_register();
     augment_config_register();
-    if (encoder_config_register) encoder_config_register();
-    if (pretext_config_register) pretext_config_register();
-    if (linear_eval_config_register) linear_eval_config_register();
+    encoder_config_register();
+    pretext_config_register();
+    linear_eval_config_register();
 }
 
 static int cmd_version(int argc, char **argv);
@@ -99,8 +92,7 @@ static void usage(FILE *to) {
             "       specssl <command> --help\n\ncommands:\n",
             SPECSSL_VERSION);
     for (int i = 0; i < n; i++)
-        fprintf(to, "  %-13s %s%s\n", c[i].name, c[i].summary,
-                c[i].fn ? "" : " (not built in this version)");
+        fprintf(to, "  %-13s %s\n", c[i].name, c[i].summary);
     fprintf(to,
             "\nglobal options (anywhere on the line):\n"
             "  --threads N   OpenMP threads (default: train.threads, else OMP_NUM_THREADS)\n"
@@ -227,10 +219,6 @@ int main(int argc, char **argv) {
     const Command *cmds = commands(&n);
     for (int i = 0; i < n; i++) {
         if (strcmp(cmds[i].name, name) != 0) continue;
-        if (!cmds[i].fn) {
-            fprintf(stderr, "specssl: '%s' is not built yet in this version\n", name);
-            return 1;
-        }
         if (help_for) {
             static char hname[32], hflag[] = "--help";
             snprintf(hname, sizeof hname, "%s", cmds[i].name);
