@@ -623,6 +623,42 @@ START_TEST(cli_end_to_end) {
 }
 END_TEST
 
+/* configs/specrrmoco.cfg, the reference recipe, unchanged except for the run
+ * length and batch (the published 800 epochs x 512 spectra do not fit a
+ * test): ConvSC with 8 BN splits, 6 RR views with cut pieces, the
+ * external-variable head on /extvar, symmetric MoCo with shuffle BN. */
+START_TEST(reference_recipe_end_to_end) {
+    char data[1024], dir[1024], cfg[1024], path[1100], out[16384];
+    snprintf(data, sizeof data, "%s/ramp.h5", sp_tmpdir());
+    snprintf(dir, sizeof dir, "%s/rrmoco", sp_tmpdir());
+    snprintf(cfg, sizeof cfg, "%s/configs/specrrmoco.cfg", SP_SOURCE_DIR);
+    const char *gen[] = {"specssl", "synth", "ramp", "--ramps", "1", "--frames-slow", "16",
+                         "--length", "1024", "--out", data, NULL};
+    int rc = sp_run_cli(out, sizeof out, gen);
+    ck_assert_msg(rc == 0, "synth exit %d:\n%s", rc, out);
+    const char *argv[] = {"specssl", "pretrain", "-c", cfg, "--data", data, "--out", dir,
+                          "--set", "train.epochs=2", "--set", "train.batch_size=16",
+                          "--set", "optim.warmup_epochs=1", NULL};
+    rc = sp_run_cli(out, sizeof out, argv);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "arch=convsc") && strstr(out, "views=6") &&
+                      strstr(out, "moco=on inter=on intra=on ext=on"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "epoch=2/2") && strstr(out, "L_inter=") && strstr(out, "L_intra=") &&
+                      strstr(out, "L_ext=") && strstr(out, "L_moco="),
+                  "%s", out);
+    register_all();
+    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    SpEncoder *e = NULL;
+    SpProjHead *ph = NULL;
+    ck_assert_msg(encoder_load_ckpt(path, NULL, NULL, &e, &ph) == SP_OK, "%s", sp_error_message());
+    ck_assert_str_eq(encoder_arch(e), "convsc");
+    encoder_proj_destroy(&ph);
+    encoder_destroy(&e);
+    sp_tmpdir_cleanup();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("pretrain");
     TCase *tc = tcase_create("gradcheck");
@@ -634,6 +670,7 @@ int main(void) {
     tcase_add_test(tc, resume_bit_identical);
     tcase_add_test(tc, nan_guard);
     tcase_add_test(tc, cli_end_to_end);
+    tcase_add_test(tc, reference_recipe_end_to_end);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_set_timeout(tc, 60);
