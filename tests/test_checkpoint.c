@@ -19,24 +19,6 @@
 #include "sp_rng.h"
 #include "sp_test.h"
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) & 3;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", sp_tmpdir(), name);
-    return buf[k];
-}
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-static void expect_msg(const char *needle) {
-    ck_assert_msg(strstr(sp_error_message(), needle) != NULL, "message '%s' lacks '%s'",
-                  sp_error_message(), needle);
-}
-
 /* A small encoder-like table. kw = conv kernel width; extra adds a tensor.
  * Values are exact in binary (multiples of 1/4) and depend on `seed`. */
 static void make_params(SpParams *p, int kw, int extra, int seed) {
@@ -137,9 +119,9 @@ static SpStatus load_ckpt_cmp(const char *path, int64_t *epoch, int check_values
 /* ------------------------------------------------------------------ io */
 
 START_TEST(round_trip_bit_exact) {
-    const char *path = tmp_path("ck.h5");
+    const char *path = sp_tmp_path("ck.h5");
     write_ckpt(path, "pretrain", "convsc", 3, 7);
-    ck_assert(!file_exists(tmp_path("ck.h5.tmp")));
+    ck_assert(!sp_file_exists(sp_tmp_path("ck.h5.tmp")));
     hid_t f;
     SpCkptMeta m;
     ck_assert_msg(ckpt_open(path, "pretrain", "convsc", &f, &m) == SP_OK, "%s", sp_error_message());
@@ -183,7 +165,7 @@ END_TEST
 
 START_TEST(float64_tensor_accepted) {
     /* A tensor stored as float64 (e.g. written by numpy) is converted. */
-    const char *path = tmp_path("f64.h5");
+    const char *path = sp_tmp_path("f64.h5");
     SpParams p;
     make_params(&p, 5, 0, 3);
     SpH5Writer w;
@@ -218,7 +200,7 @@ END_TEST
 /* --------------------------------------------------------------- errors */
 
 START_TEST(wrong_shape_names_tensor) {
-    const char *path = tmp_path("shape.h5");
+    const char *path = sp_tmp_path("shape.h5");
     write_ckpt(path, "pretrain", "convsc", 1, 1);
     hid_t f;
     SpCkptMeta m;
@@ -229,18 +211,18 @@ START_TEST(wrong_shape_names_tensor) {
     char want[700];
     snprintf(want, sizeof want, "'%s': tensor encoder_q/conv1.weight has shape [4,1,5], expected [4,1,3]",
              path);
-    expect_msg(want);
+    sp_expect_error_msg(want);
     sp_params_free(&p);
     /* a missing tensor */
     make_params(&p, 5, 1, 0);
     ck_assert_int_eq(ckpt_read_params(f, path, "encoder_q", &p), SP_EINPUT);
-    expect_msg("tensor encoder_q/fc.weight is missing");
-    expect_msg("[3,4]");
+    sp_expect_error_msg("tensor encoder_q/fc.weight is missing");
+    sp_expect_error_msg("[3,4]");
     /* a missing group */
     ck_assert_int_eq(ckpt_read_params(f, path, "encoder_k", &p), SP_EINPUT);
-    expect_msg("no group 'encoder_k'");
+    sp_expect_error_msg("no group 'encoder_k'");
     ck_assert_int_eq(ckpt_read_arena(f, path, "optim/adam_m", &p, p.grad), SP_EINPUT);
-    expect_msg("'optim/adam_m'");
+    sp_expect_error_msg("'optim/adam_m'");
     sp_params_free(&p);
     ckpt_meta_free(&m);
     sp_h5_close(f);
@@ -248,23 +230,23 @@ START_TEST(wrong_shape_names_tensor) {
 END_TEST
 
 START_TEST(wrong_kind_arch_version_format) {
-    const char *path = tmp_path("meta.h5");
+    const char *path = sp_tmp_path("meta.h5");
     write_ckpt(path, "pretrain", "convsc", 1, 1);
     hid_t f;
     SpCkptMeta m;
     ck_assert_int_eq(ckpt_open(path, "supervised", NULL, &f, &m), SP_EINPUT);
-    expect_msg("kind is 'pretrain', expected 'supervised'");
+    sp_expect_error_msg("kind is 'pretrain', expected 'supervised'");
     ck_assert_int_lt(f, 0);
     ck_assert_int_eq(ckpt_open(path, NULL, "resnet1d", &f, &m), SP_EINPUT);
-    expect_msg("architecture is 'convsc', expected 'resnet1d'");
-    expect_msg(path);
+    sp_expect_error_msg("architecture is 'convsc', expected 'resnet1d'");
+    sp_expect_error_msg(path);
     /* a newer format version */
     hid_t rw = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     ck_assert(rw >= 0);
     ck_assert_int_eq(sp_h5_attr_write_int64(rw, "/", "format_version", SP_CKPT_VERSION + 98), SP_OK);
     H5Fclose(rw);
     ck_assert_int_eq(ckpt_open(path, NULL, NULL, &f, &m), SP_EFORMAT);
-    expect_msg("version 99 is newer than this specssl supports (1)");
+    sp_expect_error_msg("version 99 is newer than this specssl supports (1)");
     /* another program's format attribute */
     rw = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     ck_assert_int_eq(sp_h5_attr_write_str(rw, "/", "format", "nexus"), SP_OK);
@@ -272,9 +254,9 @@ START_TEST(wrong_kind_arch_version_format) {
     ck_assert_int_eq(ckpt_open(path, NULL, NULL, &f, &m), SP_EFORMAT);
     char want[700];
     snprintf(want, sizeof want, "'%s' is not a specssl checkpoint", path);
-    expect_msg(want);
+    sp_expect_error_msg(want);
     /* a dataset file: no format attribute at all */
-    const char *ds = tmp_path("dataset.h5");
+    const char *ds = sp_tmp_path("dataset.h5");
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, ds), SP_OK);
     float x[4] = {0};
@@ -283,19 +265,19 @@ START_TEST(wrong_kind_arch_version_format) {
     ck_assert_int_eq(sp_h5_commit(&w), SP_OK);
     ck_assert_int_eq(ckpt_open(ds, NULL, NULL, &f, &m), SP_EFORMAT);
     snprintf(want, sizeof want, "'%s' is not a specssl checkpoint", ds);
-    expect_msg(want);
+    sp_expect_error_msg(want);
     /* not HDF5 at all */
-    const char *txt = tmp_path("notes.h5");
+    const char *txt = sp_tmp_path("notes.h5");
     FILE *t = fopen(txt, "w");
     fputs("hello\n", t);
     fclose(t);
     ck_assert_int_eq(ckpt_open(txt, NULL, NULL, &f, &m), SP_EFORMAT);
-    expect_msg("not an HDF5 file");
+    sp_expect_error_msg("not an HDF5 file");
 }
 END_TEST
 
 START_TEST(non_float_tensor_refused) {
-    const char *path = tmp_path("int.h5");
+    const char *path = sp_tmp_path("int.h5");
     SpH5Writer w;
     ck_assert_int_eq(ckpt_begin(&w, path, "pretrain", "convsc", "", 0, 0), SP_OK);
     int32_t z[20] = {0};
@@ -308,7 +290,7 @@ START_TEST(non_float_tensor_refused) {
     SpParams p;
     make_params(&p, 5, 0, 0);
     ck_assert_int_eq(ckpt_read_params(f, path, "encoder_q", &p), SP_EINPUT);
-    expect_msg("tensor encoder_q/conv1.weight is not a float dataset");
+    sp_expect_error_msg("tensor encoder_q/conv1.weight is not a float dataset");
     sp_params_free(&p);
     ckpt_meta_free(&m);
     sp_h5_close(f);
@@ -341,13 +323,13 @@ static int load_in_child(const char *path, int seed) {
 }
 
 START_TEST(truncated_file_refused) {
-    const char *path = tmp_path("full.h5");
+    const char *path = sp_tmp_path("full.h5");
     write_ckpt(path, "pretrain", "convsc", 2, 4);
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
     const off_t cuts[] = {st.st_size - 1, st.st_size * 3 / 4, st.st_size / 2, 600, 100, 8};
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
-        const char *cut = tmp_path("cut.h5");
+        const char *cut = sp_tmp_path("cut.h5");
         write_ckpt(cut, "pretrain", "convsc", 2, 4);
         ck_assert_int_eq(truncate(cut, cuts[k]), 0);
         int r = load_in_child(cut, 4);
@@ -355,14 +337,14 @@ START_TEST(truncated_file_refused) {
                       (long long)cuts[k], r);
     }
     /* the message, in this process (the first cut fails at open, no leak) */
-    const char *cut = tmp_path("cut.h5");
+    const char *cut = sp_tmp_path("cut.h5");
     write_ckpt(cut, "pretrain", "convsc", 2, 4);
     ck_assert_int_eq(truncate(cut, st.st_size / 2), 0);
     hid_t f;
     SpCkptMeta m;
     ck_assert_int_eq(ckpt_open(cut, NULL, NULL, &f, &m), SP_EFORMAT);
-    expect_msg("cut.h5");
-    expect_msg("truncated or corrupted");
+    sp_expect_error_msg("cut.h5");
+    sp_expect_error_msg("truncated or corrupted");
 }
 END_TEST
 
@@ -376,7 +358,7 @@ END_TEST
  * tensor values (compared bit for bit). Measured with 1000 trials: 990
  * refused, 10 loaded with identical tensors, no crash. */
 START_TEST(flipped_bytes_no_crash_no_silent_corruption) {
-    const char *path = tmp_path("orig.h5");
+    const char *path = sp_tmp_path("orig.h5");
     write_ckpt(path, "pretrain", "convsc", 2, 4);
     FILE *fo = fopen(path, "rb");
     ck_assert_ptr_nonnull(fo);
@@ -395,7 +377,7 @@ START_TEST(flipped_bytes_no_crash_no_silent_corruption) {
             long at = size / 4 + (long)sp_rng_integers(&r, 0, size / 2);
             buf[at] ^= (unsigned char)(1u << sp_rng_integers(&r, 0, 8));
         }
-        const char *bad = tmp_path("flip.h5");
+        const char *bad = sp_tmp_path("flip.h5");
         FILE *fb = fopen(bad, "wb");
         ck_assert_int_eq(fwrite(buf, 1, (size_t)size, fb), size);
         ck_assert_int_eq(fclose(fb), 0);
@@ -417,7 +399,7 @@ END_TEST
 /* ---------------------------------------------------------- atomicity */
 
 START_TEST(aborted_writer_keeps_previous_file) {
-    const char *path = tmp_path("atomic.h5");
+    const char *path = sp_tmp_path("atomic.h5");
     write_ckpt(path, "pretrain", "convsc", 1, 1);
     SpParams p;
     make_params(&p, 5, 0, 9);
@@ -426,7 +408,7 @@ START_TEST(aborted_writer_keeps_previous_file) {
     ck_assert_int_eq(ckpt_write_params(w.f, "encoder_q", &p), SP_OK);
     sp_h5_abort(&w);
     sp_params_free(&p);
-    ck_assert(!file_exists(tmp_path("atomic.h5.tmp")));
+    ck_assert(!sp_file_exists(sp_tmp_path("atomic.h5.tmp")));
     int64_t ep = 0;
     ck_assert_msg(load_ckpt(path, &ep, 1, 1) == SP_OK, "%s", sp_error_message());
     ck_assert_int_eq(ep, 1);
@@ -434,7 +416,7 @@ START_TEST(aborted_writer_keeps_previous_file) {
 END_TEST
 
 START_TEST(killed_writer_keeps_previous_file) {
-    const char *path = tmp_path("killed.h5");
+    const char *path = sp_tmp_path("killed.h5");
     write_ckpt(path, "pretrain", "convsc", 1, 1);
     fflush(NULL);
     pid_t pid = fork();
@@ -452,13 +434,13 @@ START_TEST(killed_writer_keeps_previous_file) {
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    ck_assert(file_exists(tmp_path("killed.h5.tmp")));   /* the dead writer's leftovers */
+    ck_assert(sp_file_exists(sp_tmp_path("killed.h5.tmp"))); /* the dead writer's leftovers */
     int64_t ep = 0;
     ck_assert_msg(load_ckpt(path, &ep, 1, 1) == SP_OK, "%s", sp_error_message());
     ck_assert_int_eq(ep, 1);
     /* the next writer reuses the stale .tmp and commits normally */
     write_ckpt(path, "pretrain", "convsc", 3, 5);
-    ck_assert(!file_exists(tmp_path("killed.h5.tmp")));
+    ck_assert(!sp_file_exists(sp_tmp_path("killed.h5.tmp")));
     ck_assert_msg(load_ckpt(path, &ep, 1, 5) == SP_OK, "%s", sp_error_message());
     ck_assert_int_eq(ep, 3);
 }
@@ -467,7 +449,7 @@ END_TEST
 /* SIGKILL a process that rewrites the checkpoint in a loop, at some moment:
  * whatever it was doing, the file under the final name loads completely. */
 START_TEST(sigkill_at_any_moment_leaves_a_complete_file) {
-    const char *path = tmp_path("loop.h5");
+    const char *path = sp_tmp_path("loop.h5");
     write_ckpt(path, "pretrain", "convsc", 1, 1);
     for (int round = 0; round < 3; round++) {
         fflush(NULL);

@@ -12,14 +12,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][1024];
-    static int k = 0;
-    k = (k + 1) & 3;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", sp_tmpdir(), name);
-    return buf[k];
-}
-
 static hid_t create_file(const char *path) {
     sp_h5_init();
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -55,7 +47,7 @@ static void put(hid_t f, const char *name, hid_t ftype, hid_t mtype, int rank, c
 
 /* A small valid file: N rows, L points, x[i][j] = i*L + j (exact), labels i%3. */
 static const char *make_simple(const char *name, int N, int L, int with_labels) {
-    const char *p = tmp_path(name);
+    const char *p = sp_tmp_path(name);
     hid_t f = create_file(p);
     float *x = malloc((size_t)N * L * sizeof(float));
     int32_t *lab = malloc((size_t)N * sizeof(int32_t));
@@ -111,7 +103,7 @@ START_TEST(read_dtypes) {
     };
     for (int c = 0; c < 4; c++) {
         for (int load = 0; load < 2; load++) {
-            const char *p = tmp_path(cases[c].name);
+            const char *p = sp_tmp_path(cases[c].name);
             hid_t f = create_file(p);
             put(f, "/spectra", cases[c].ft, cases[c].mt, 2, d2, cases[c].data, c % 2);
             /* float64 labels as written by the upstream numpy scripts */
@@ -145,7 +137,7 @@ END_TEST
 
 START_TEST(nexus_path_and_optional_datasets) {
     /* /entry/data/data float64, chunked + compressed; labels under a custom path */
-    const char *p = tmp_path("nexus.h5");
+    const char *p = sp_tmp_path("nexus.h5");
     hid_t f = create_file(p);
     const int N = 7, L = 9;
     double x[63];
@@ -207,7 +199,7 @@ END_TEST
 
 START_TEST(nexus_via_config) {
     /* the same NeXus layout through config keys only */
-    const char *p = tmp_path("nexus_cfg.h5");
+    const char *p = sp_tmp_path("nexus_cfg.h5");
     hid_t f = create_file(p);
     double x[12];
     for (int i = 0; i < 12; i++) x[i] = 0.5 * i;
@@ -276,14 +268,14 @@ START_TEST(bad_files) {
     SpDataOptions o;
     data_options_default(&o);
     /* missing file */
-    expect_fail(tmp_path("does_not_exist.h5"), &o, NULL, NULL);
+    expect_fail(sp_tmp_path("does_not_exist.h5"), &o, NULL, NULL);
     /* zero-byte */
-    const char *p = tmp_path("zero.h5");
+    const char *p = sp_tmp_path("zero.h5");
     FILE *fp = fopen(p, "wb");
     fclose(fp);
     expect_fail(p, &o, "/spectra", "0 bytes");
     /* not HDF5 */
-    p = tmp_path("text.h5");
+    p = sp_tmp_path("text.h5");
     fp = fopen(p, "wb");
     fputs("this is a CSV file, not HDF5\n1,2,3\n", fp);
     fclose(fp);
@@ -292,7 +284,7 @@ START_TEST(bad_files) {
     const char *good = make_simple("good.h5", 50, 100, 1);
     struct stat st;
     ck_assert(stat(good, &st) == 0);
-    p = tmp_path("trunc.h5");
+    p = sp_tmp_path("trunc.h5");
     FILE *in = fopen(good, "rb"), *out = fopen(p, "wb");
     char *buf = malloc((size_t)st.st_size);
     ck_assert(fread(buf, 1, (size_t)st.st_size, in) == (size_t)st.st_size);
@@ -312,30 +304,30 @@ START_TEST(bad_shapes_and_types) {
     const char *p;
     hid_t f;
     /* missing /spectra */
-    p = tmp_path("nospectra.h5");
+    p = sp_tmp_path("nospectra.h5");
     f = create_file(p);
     put(f, "/other", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d1, x, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/spectra", "not found");
     /* rank 1 */
-    p = tmp_path("rank1.h5");
+    p = sp_tmp_path("rank1.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d1, x, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/spectra", "rank 1");
     /* rank 3 */
-    p = tmp_path("rank3.h5");
+    p = sp_tmp_path("rank3.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, d3, x, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/spectra", "rank 3");
     /* N = 0 and L = 0 */
-    p = tmp_path("n0.h5");
+    p = sp_tmp_path("n0.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d0a, x, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/spectra", "empty");
-    p = tmp_path("l0.h5");
+    p = sp_tmp_path("l0.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d0b, x, 0);
     H5Fclose(f);
@@ -350,7 +342,7 @@ START_TEST(bad_shapes_and_types) {
     dataset_close(&ds);
     o.min_length = 0;
     /* non-numeric dtype: fixed-length strings */
-    p = tmp_path("strings.h5");
+    p = sp_tmp_path("strings.h5");
     f = create_file(p);
     {
         hid_t st = H5Tcopy(H5T_C_S1);
@@ -375,21 +367,21 @@ START_TEST(bad_labels_and_extvar) {
     const char *p;
     hid_t f;
     /* labels length != N */
-    p = tmp_path("lablen.h5");
+    p = sp_tmp_path("lablen.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, x, 0);
     put(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d5, ok, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/labels", "N=4");
     /* labels < -1 */
-    p = tmp_path("labneg.h5");
+    p = sp_tmp_path("labneg.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, x, 0);
     put(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d1, neg, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/labels", "row 1");
     /* labels >= fixed number of classes */
-    p = tmp_path("labbig.h5");
+    p = sp_tmp_path("labbig.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, x, 0);
     put(f, "/labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d1, ok, 0);
@@ -403,7 +395,7 @@ START_TEST(bad_labels_and_extvar) {
     dataset_close(&ds);
     o.num_classes = 0;
     /* non-integer float labels */
-    p = tmp_path("labfrac.h5");
+    p = sp_tmp_path("labfrac.h5");
     f = create_file(p);
     double fl[4] = {0, 1, 1.5, 2};
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, x, 0);
@@ -411,21 +403,21 @@ START_TEST(bad_labels_and_extvar) {
     H5Fclose(f);
     expect_fail(p, &o, "/labels", "not an integer");
     /* extvar length != N */
-    p = tmp_path("evlen.h5");
+    p = sp_tmp_path("evlen.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, x, 0);
     put(f, "/extvar", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d5, ok + 0, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/extvar", "N=4");
     /* extvar negative */
-    p = tmp_path("evneg.h5");
+    p = sp_tmp_path("evneg.h5");
     f = create_file(p);
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, x, 0);
     put(f, "/extvar", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d1, ev_neg, 0);
     H5Fclose(f);
     expect_fail(p, &o, "/extvar", "row 2");
     /* axis of the wrong length */
-    p = tmp_path("axislen.h5");
+    p = sp_tmp_path("axislen.h5");
     f = create_file(p);
     double ax[4] = {1, 2, 3, 4};
     put(f, "/spectra", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, x, 0);
@@ -436,7 +428,7 @@ START_TEST(bad_labels_and_extvar) {
 END_TEST
 
 static const char *make_nonfinite(void) {
-    const char *p = tmp_path("nan.h5");
+    const char *p = sp_tmp_path("nan.h5");
     hid_t f = create_file(p);
     const int N = 10, L = 4;
     float x[40];
@@ -492,7 +484,7 @@ END_TEST
 
 static const char *make_norm_file(void) {
     /* 3 rows x 4 points, exact binary values */
-    const char *p = tmp_path("norm.h5");
+    const char *p = sp_tmp_path("norm.h5");
     hid_t f = create_file(p);
     float x[12] = {1, 2, 4, 0.5f, -2, 0, 2, 6, 3, 3, 3, 3};
     hsize_t d2[2] = {3, 4};
@@ -569,7 +561,7 @@ START_TEST(norm_save_load) {
     const char *p = make_norm_file();
     SpDataset *ds = NULL;
     ck_assert(dataset_open(&ds, p, NULL) == SP_OK);
-    const char *ck = tmp_path("ckpt_norm.h5");
+    const char *ck = sp_tmp_path("ckpt_norm.h5");
     SpH5Writer w;
     SpNorm a, b;
     ck_assert(sp_h5_create_atomic(&w, ck) == SP_OK);
@@ -665,7 +657,7 @@ START_TEST(split_stratified) {
     ck_assert_int_eq(a.n_train, 2 + 1 + 1); /* round(2), round(1), max(1, round(0.5)) */
     ck_assert_int_eq(a.n_val, 4 + 2 + 1);
     /* save/load */
-    const char *p = tmp_path("split.h5");
+    const char *p = sp_tmp_path("split.h5");
     SpH5Writer w;
     ck_assert(sp_h5_create_atomic(&w, p) == SP_OK);
     ck_assert(split_save(&a, w.f, "/split/s1") == SP_OK);
@@ -857,9 +849,9 @@ START_TEST(writers_round_trip) {
     for (int j = 0; j < L; j++) ax[j] = 4.0 + 0.125 * j;
     const char *names[3] = {"A", "B (rB1)", "C"};
     SpDatasetOut d = {x, N, L, lab, ev, ax, names, 3, "test writer"};
-    const char *p = tmp_path("written.h5");
+    const char *p = sp_tmp_path("written.h5");
     ck_assert_msg(dataset_write(p, &d) == SP_OK, "%s", sp_error_message());
-    ck_assert(access(tmp_path("written.h5.tmp"), F_OK) != 0);
+    ck_assert(access(sp_tmp_path("written.h5.tmp"), F_OK) != 0);
     SpDataset *ds = NULL;
     ck_assert(dataset_open(&ds, p, NULL) == SP_OK);
     ck_assert(ds->n == N && ds->L == L);
@@ -887,7 +879,7 @@ START_TEST(writers_round_trip) {
     float emb[37 * 4];
     for (int i = 0; i < N * D; i++) emb[i] = (float)i * 0.25f;
     SpRowWriter w;
-    const char *pe = tmp_path("emb.h5");
+    const char *pe = sp_tmp_path("emb.h5");
     ck_assert(embed_writer_open(&w, pe, D, 1) == SP_OK);
     ck_assert(embed_writer_append(&w, emb, 20, lab) == SP_OK);
     ck_assert(access(pe, F_OK) != 0); /* nothing under the final name yet */
@@ -908,7 +900,7 @@ START_TEST(writers_round_trip) {
     /* predictions */
     float prob[37 * 3];
     for (int i = 0; i < N * C; i++) prob[i] = (float)(i % 4) * 0.25f;
-    const char *pp = tmp_path("pred.h5");
+    const char *pp = sp_tmp_path("pred.h5");
     ck_assert(pred_writer_open(&w, pp, C, 0) == SP_OK);
     ck_assert(pred_writer_append(&w, pred, prob, N, NULL) == SP_OK);
     ck_assert(row_writer_commit(&w) == SP_OK);
@@ -926,12 +918,12 @@ START_TEST(writers_round_trip) {
     H5Fclose(f);
 
     /* abort leaves nothing behind */
-    const char *pa = tmp_path("aborted.h5");
+    const char *pa = sp_tmp_path("aborted.h5");
     ck_assert(embed_writer_open(&w, pa, D, 0) == SP_OK);
     ck_assert(embed_writer_append(&w, emb, 3, NULL) == SP_OK);
     row_writer_abort(&w);
     ck_assert(access(pa, F_OK) != 0);
-    ck_assert(access(tmp_path("aborted.h5.tmp"), F_OK) != 0);
+    ck_assert(access(sp_tmp_path("aborted.h5.tmp"), F_OK) != 0);
     free(x);
 }
 END_TEST

@@ -79,13 +79,7 @@ static void path_into(char *dst, size_t n, const char *fmt, ...) {
     path_into(var, sizeof var, __VA_ARGS__)
 
 static int fixture_run(const char *what, const char *const *argv) {
-    SpfResult r;
-    spf_run(&r, argv, NULL);
-    int ok = r.status == 0;
-    if (!ok)
-        snprintf(fx.why, sizeof fx.why, "fixture step '%s' failed: %s", what, spf_describe(&r));
-    spf_free(&r);
-    return ok;
+    return spf_run_ok(what, argv, fx.why, sizeof fx.why);
 }
 
 static void fixture_setup(void) {
@@ -321,6 +315,34 @@ static int fresh_argv(const char **av, const char *run) {
     return k;
 }
 
+/* The tiny pretraining in run, fresh or resumed (--resume), up to epoch
+ * `epochs` (--set train.epochs=N), with faults o (NULL: none). */
+static void pretrain_to(SpfResult *r, const char *run, int resume, int epochs, const SpfOpts *o) {
+    const char *av[24];
+    char set[32];
+    snprintf(set, sizeof set, "train.epochs=%d", epochs);
+    int k = resume ? resume_argv(av, run) : fresh_argv(av, run);
+    av[k++] = "--set";
+    av[k++] = set;
+    av[k] = NULL;
+    spf_run(r, av, o);
+}
+
+/* Without faults the run resumes and completes 4 epochs: exit 0, checkpoint
+ * at epoch 4, a metrics line for every epoch 1..4. */
+static void expect_resume_to_4(const char *run, const char *ck, const char *met,
+                               const char *ctx) {
+    SpfResult r;
+    pretrain_to(&r, run, 1, 4, NULL);
+    ck_assert_msg(r.status == 0, "%s: %s", ctx, spf_describe(&r));
+    spf_free(&r);
+    ck_assert(validate_ckpt(ck, NULL, "after the resume") == 4);
+    Metrics m;
+    metrics_read(&m, met);
+    for (int e = 1; e <= 4; e++) ck_assert_msg(m.last[e], "epoch %d missing:\n%s", e, m.text);
+    free(m.text);
+}
+
 /* ----------------------------------------------------------------- kill */
 
 START_TEST(kill_and_resume) {
@@ -474,26 +496,17 @@ START_TEST(disk_full_checkpoint) {
     fresh_dir(run, sizeof run, "full");
     PATHF(ck, "%s/checkpoint.h5", run);
     PATHF(met, "%s/metrics.jsonl", run);
-    const char *av[24];
-    int k = fresh_argv(av, run);
-    av[k++] = "--set";
-    av[k++] = "train.epochs=2";
-    av[k] = NULL;
     SpfResult r;
-    spf_run(&r, av, NULL);
+    pretrain_to(&r, run, 0, 2, NULL);
     ck_assert_msg(r.status == 0, "2-epoch run: %s", spf_describe(&r));
     spf_free(&r);
     size_t nck, nmet;
     char *ck0 = spf_read(ck, &nck), *met0 = spf_read(met, &nmet);
     ck_assert(ck0 && met0 && nck > 8192);
-    k = resume_argv(av, run);
-    av[k++] = "--set";
-    av[k++] = "train.epochs=4";
-    av[k] = NULL;
     SpfOpts o;
     memset(&o, 0, sizeof o);
     o.fsize_limit = (long long)nck / 2;   /* the config and metrics fit, a checkpoint does not */
-    spf_run(&r, av, &o);
+    pretrain_to(&r, run, 1, 4, &o);
     expect_report(&r, 1, "disk full during a checkpoint", "checkpoint.h5", "disk full");
     spf_free(&r);
     ck_assert_msg(spf_same(ck, ck0, nck), "the previous checkpoint changed");
@@ -503,14 +516,7 @@ START_TEST(disk_full_checkpoint) {
     free(met1);
     ck_assert_msg(spf_count_tmp(run) == 0, "a *.tmp is left in %s", run);
     /* space is back: the run resumes and completes */
-    spf_run(&r, av, NULL);
-    ck_assert_msg(r.status == 0, "resume after disk full: %s", spf_describe(&r));
-    spf_free(&r);
-    ck_assert(validate_ckpt(ck, NULL, "after the resume") == 4);
-    Metrics m;
-    metrics_read(&m, met);
-    for (int e = 1; e <= 4; e++) ck_assert_msg(m.last[e], "epoch %d missing:\n%s", e, m.text);
-    free(m.text);
+    expect_resume_to_4(run, ck, met, "resume after disk full");
     free(ck0);
     free(met0);
     spf_rm_rf(run);
@@ -527,13 +533,8 @@ START_TEST(metrics_append_fails) {
     fresh_dir(run, sizeof run, "metrics_full");
     PATHF(ck, "%s/checkpoint.h5", run);
     PATHF(met, "%s/metrics.jsonl", run);
-    const char *av[24];
-    int k = fresh_argv(av, run);
-    av[k++] = "--set";
-    av[k++] = "train.epochs=2";
-    av[k] = NULL;
     SpfResult r;
-    spf_run(&r, av, NULL);
+    pretrain_to(&r, run, 0, 2, NULL);
     ck_assert_msg(r.status == 0, "2-epoch run: %s", spf_describe(&r));
     spf_free(&r);
     long long nck = spf_file_size(ck);
@@ -545,26 +546,15 @@ START_TEST(metrics_append_fails) {
     ck_assert(f != NULL);
     while (ftell(f) < nck * 3 / 2) fputs("# padding: not a record, readers skip it\n", f);
     ck_assert(fclose(f) == 0);
-    k = resume_argv(av, run);
-    av[k++] = "--set";
-    av[k++] = "train.epochs=4";
-    av[k] = NULL;
     SpfOpts o;
     memset(&o, 0, sizeof o);
     o.fsize_limit = nck * 5 / 4;   /* a checkpoint fits, metrics.jsonl cannot grow */
-    spf_run(&r, av, &o);
+    pretrain_to(&r, run, 1, 4, &o);
     expect_report(&r, 1, "metrics.jsonl cannot grow", "metrics.jsonl", NULL);
     spf_free(&r);
     ck_assert_msg(validate_ckpt(ck, NULL, "after the failed append") == 2,
                   "an epoch was checkpointed although its metrics line was not written");
-    spf_run(&r, av, NULL);
-    ck_assert_msg(r.status == 0, "resume: %s", spf_describe(&r));
-    spf_free(&r);
-    ck_assert(validate_ckpt(ck, NULL, "after the resume") == 4);
-    Metrics m;
-    metrics_read(&m, met);
-    for (int e = 1; e <= 4; e++) ck_assert_msg(m.last[e], "epoch %d missing:\n%s", e, m.text);
-    free(m.text);
+    expect_resume_to_4(run, ck, met, "resume");
     free(m0);
     spf_rm_rf(run);
 }

@@ -12,46 +12,28 @@
 #include "sp_h5.h"
 #include "sp_test.h"
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) & 3;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", sp_tmpdir(), name);
-    return buf[k];
-}
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-static void expect_msg(const char *needle) {
-    ck_assert_msg(strstr(sp_error_message(), needle) != NULL, "message '%s' lacks '%s'",
-                  sp_error_message(), needle);
-}
-
 /* ------------------------------------------------------------------ io */
 
 START_TEST(atomic_writer_commit_and_abort) {
-    const char *p = tmp_path("a.h5");
+    const char *p = sp_tmp_path("a.h5");
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
-    ck_assert(file_exists(tmp));
-    ck_assert(!file_exists(p));   /* nothing under the final name while writing */
+    ck_assert(sp_file_exists(tmp));
+    ck_assert(!sp_file_exists(p)); /* nothing under the final name while writing */
     const float v[3] = {0.5f, -1.25f, 3.0f};
     hsize_t d = 3;
     ck_assert_int_eq(sp_h5_write_float(w.f, "x", 1, &d, v, 0), SP_OK);
     ck_assert_int_eq(sp_h5_commit(&w), SP_OK);
-    ck_assert(file_exists(p));
-    ck_assert(!file_exists(tmp));
+    ck_assert(sp_file_exists(p));
+    ck_assert(!sp_file_exists(tmp));
     /* an aborted rewrite leaves the committed file untouched and no .tmp */
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
     const float z[3] = {9, 9, 9};
     ck_assert_int_eq(sp_h5_write_float(w.f, "x", 1, &d, z, 0), SP_OK);
     sp_h5_abort(&w);
-    ck_assert(!file_exists(tmp));
+    ck_assert(!sp_file_exists(tmp));
     hid_t f;
     ck_assert_int_eq(sp_h5_open_read(p, &f), SP_OK);
     float r[3];
@@ -63,14 +45,14 @@ START_TEST(atomic_writer_commit_and_abort) {
     ck_assert_uint_ge(fi.super.version, 3);
     sp_h5_close(f);
     /* a folder that does not exist */
-    ck_assert_int_eq(sp_h5_create_atomic(&w, tmp_path("nope/b.h5")), SP_EIO);
-    expect_msg("nope/b.h5");
+    ck_assert_int_eq(sp_h5_create_atomic(&w, sp_tmp_path("nope/b.h5")), SP_EIO);
+    sp_expect_error_msg("nope/b.h5");
 }
 END_TEST
 
 /* int16 and float64 on disk, read as float / double / int32 / int64. */
 START_TEST(read_with_dtype_conversion) {
-    const char *p = tmp_path("conv.h5");
+    const char *p = sp_tmp_path("conv.h5");
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
     const short i16[6] = {-3, 0, 7, 32767, -32768, 12};
@@ -110,14 +92,14 @@ START_TEST(read_with_dtype_conversion) {
     ck_assert(info.cls == H5T_INTEGER && info.type_size == 2 && info.is_signed);
     /* wrong element count: names the dataset and both sizes */
     ck_assert_int_eq(sp_h5_read_float(f, p, "i16", got, 5), SP_EINPUT);
-    expect_msg("'i16'");
-    expect_msg("6 elements, expected 5");
+    sp_expect_error_msg("'i16'");
+    sp_expect_error_msg("6 elements, expected 5");
     sp_h5_close(f);
 }
 END_TEST
 
 START_TEST(missing_dataset_and_intermediate_group) {
-    const char *p = tmp_path("m.h5");
+    const char *p = sp_tmp_path("m.h5");
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
     const float v = 1.0f;
@@ -137,13 +119,13 @@ START_TEST(missing_dataset_and_intermediate_group) {
     ck_assert_int_eq(sp_h5_read_float(f, p, "/a/b/x", &r, 1), SP_OK);
     ck_assert(r == 1.0f);
     ck_assert_int_eq(sp_h5_read_float(f, p, "/nope/deeper/x", &r, 1), SP_EINPUT);
-    expect_msg(p);
-    expect_msg("'/nope/deeper/x' not found");
+    sp_expect_error_msg(p);
+    sp_expect_error_msg("'/nope/deeper/x' not found");
     SpH5Info info;
     ck_assert_int_eq(sp_h5_info(f, p, "/spectra", &info), SP_EINPUT);
-    expect_msg("'/spectra' not found");
+    sp_expect_error_msg("'/spectra' not found");
     ck_assert_int_eq(sp_h5_info(f, p, "/q/r", &info), SP_EINPUT);   /* a group, not a dataset */
-    expect_msg("'/q/r'");
+    sp_expect_error_msg("'/q/r'");
     ck_assert_int_eq(sp_h5_info(f, p, "/a/b/x", &info), SP_OK);
     ck_assert_int_eq(info.rank, 0);
     sp_h5_close(f);
@@ -151,7 +133,7 @@ START_TEST(missing_dataset_and_intermediate_group) {
 END_TEST
 
 START_TEST(attributes) {
-    const char *p = tmp_path("attr.h5");
+    const char *p = sp_tmp_path("attr.h5");
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
     ck_assert_int_eq(sp_h5_attr_write_str(w.f, "/", "name", "spectra \xc3\xa9t\xc3\xa9"), SP_OK);
@@ -203,24 +185,24 @@ START_TEST(attributes) {
     ck_assert(!sp_h5_attr_exists(f, "/missing/group", "nope"));
     /* errors */
     ck_assert_int_eq(sp_h5_attr_read_int64(f, p, "/", "nope", &e), SP_EINPUT);
-    expect_msg(p);
-    expect_msg("'nope'");
+    sp_expect_error_msg(p);
+    sp_expect_error_msg("'nope'");
     ck_assert_int_eq(sp_h5_attr_read_str(f, p, "/", "epoch", &s), SP_EINPUT);
     ck_assert_ptr_null(s);
-    expect_msg("not a string");
+    sp_expect_error_msg("not a string");
     ck_assert_int_eq(sp_h5_attr_read_int64(f, p, "/", "name", &e), SP_EINPUT);
-    expect_msg("not numeric");
+    sp_expect_error_msg("not numeric");
     /* an array attribute is refused, not read past the end of one value */
     int64_t guard[2] = {77, 77};
     ck_assert_int_eq(sp_h5_attr_read_int64(f, p, "/", "arr", &guard[0]), SP_EINPUT);
-    expect_msg("3 values");
+    sp_expect_error_msg("3 values");
     ck_assert(guard[1] == 77);
     sp_h5_close(f);
 }
 END_TEST
 
 START_TEST(chunking_compression_and_checksums) {
-    const char *p = tmp_path("chunk.h5");
+    const char *p = sp_tmp_path("chunk.h5");
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
     const size_t N = 700, L = 1000;
@@ -270,7 +252,7 @@ START_TEST(chunking_compression_and_checksums) {
 END_TEST
 
 START_TEST(streaming_rows) {
-    const char *p = tmp_path("rows.h5");
+    const char *p = sp_tmp_path("rows.h5");
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
     hid_t ds;
@@ -294,7 +276,7 @@ START_TEST(streaming_rows) {
     ck_assert(memcmp(r + 4, b, 8 * sizeof(float)) == 0);
     /* past the end: an error naming the rows, not a crash */
     ck_assert_int_eq(sp_h5_read_rows_float(d, p, "/out/emb", 4, 2, 4, r), SP_EIO);
-    expect_msg("rows 4..5");
+    sp_expect_error_msg("rows 4..5");
     H5Dclose(d);
     sp_h5_close(f);
 }
@@ -304,24 +286,24 @@ END_TEST
 
 START_TEST(bad_files) {
     hid_t f;
-    ck_assert_int_eq(sp_h5_open_read(tmp_path("missing.h5"), &f), SP_EINPUT);
-    expect_msg("missing.h5");
-    expect_msg("No such file");
+    ck_assert_int_eq(sp_h5_open_read(sp_tmp_path("missing.h5"), &f), SP_EINPUT);
+    sp_expect_error_msg("missing.h5");
+    sp_expect_error_msg("No such file");
     ck_assert_int_eq(sp_h5_open_read(sp_tmpdir(), &f), SP_EINPUT);
-    expect_msg("not a regular file");
-    const char *empty = tmp_path("empty.h5");
+    sp_expect_error_msg("not a regular file");
+    const char *empty = sp_tmp_path("empty.h5");
     fclose(fopen(empty, "w"));
     ck_assert_int_eq(sp_h5_open_read(empty, &f), SP_EFORMAT);
-    expect_msg("empty file");
-    const char *text = tmp_path("text.h5");
+    sp_expect_error_msg("empty file");
+    const char *text = sp_tmp_path("text.h5");
     FILE *t = fopen(text, "w");
     fputs("this is not HDF5\n", t);
     fclose(t);
     ck_assert_int_eq(sp_h5_open_read(text, &f), SP_EFORMAT);
-    expect_msg("text.h5");
-    expect_msg("not an HDF5 file");
+    sp_expect_error_msg("text.h5");
+    sp_expect_error_msg("not an HDF5 file");
     /* truncated: a valid file cut in half */
-    const char *p = tmp_path("trunc.h5");
+    const char *p = sp_tmp_path("trunc.h5");
     SpH5Writer w;
     ck_assert_int_eq(sp_h5_create_atomic(&w, p), SP_OK);
     static float x[4096];
@@ -332,8 +314,8 @@ START_TEST(bad_files) {
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert_int_eq(truncate(p, st.st_size / 2), 0);
     ck_assert_int_eq(sp_h5_open_read(p, &f), SP_EFORMAT);
-    expect_msg("trunc.h5");
-    expect_msg("truncated or corrupted");
+    sp_expect_error_msg("trunc.h5");
+    sp_expect_error_msg("truncated or corrupted");
 }
 END_TEST
 

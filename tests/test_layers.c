@@ -21,46 +21,6 @@
 #define GC_TOL 1e-7
 
 /* ------------------------------------------------------------------ helpers */
-static float *fa(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *da(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof(double));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *dcopy(const float *x, size_t n) {
-    double *d = da(n);
-    ref_to_double(d, x, n);
-    return d;
-}
-
-static float *frand(size_t n, unsigned long long seed, double lo, double hi) {
-    float *p = fa(n);
-    sp_fill_uniform_f(p, n, seed, lo, hi);
-    return p;
-}
-
-static double *drand_(size_t n, unsigned long long seed, double lo, double hi) {
-    double *p = da(n);
-    sp_fill_uniform_d(p, n, seed, lo, hi);
-    return p;
-}
-
-/* got (float, after backward twice from init) == init + k * ref */
-static void expect_accum(const char *name, const float *got, const float *init, const double *ref,
-                         size_t n, double k, double rtol, double atol_rel) {
-    double *want = da(n);
-    for (size_t i = 0; i < n; i++) want[i] = (double)init[i] + k * ref[i];
-    double atol = atol_rel * (sp_max_abs_d(ref, n) + sp_max_abs_f(init, n));
-    ref_expect_close(name, got, want, n, rtol, atol);
-    free(want);
-}
-
 static void expect_bits(const char *name, const void *a, const void *b, size_t bytes) {
     ck_assert_msg(memcmp(a, b, bytes) == 0, "%s: results differ bit-wise", name);
 }
@@ -114,12 +74,12 @@ START_TEST(conv1d_gradcheck) {
     if ((size_t)c.B * c.C * c.L > 600) return;
     ConvCtx x = {c, conv1d_out_len(c.L, c.K, c.stride, c.pad), 0, 0, 0, 0, 0};
     size_t ni = (size_t)c.B * c.C * c.L, nw = (size_t)c.O * c.C * c.K, no = (size_t)c.B * c.O * x.Lo;
-    x.inp = drand_(ni, 1, -1, 1);
-    x.w = drand_(nw, 2, -1, 1);
-    x.b = drand_(c.O, 3, -1, 1);
-    x.G = drand_(no, 4, -1, 1);
-    x.out = da(no);
-    double *di = da(ni), *dw = da(nw), *db = da(c.O);
+    x.inp = ref_drand(ni, 1, -1, 1);
+    x.w = ref_drand(nw, 2, -1, 1);
+    x.b = ref_drand(c.O, 3, -1, 1);
+    x.G = ref_drand(no, 4, -1, 1);
+    x.out = ref_dalloc(no);
+    double *di = ref_dalloc(ni), *dw = ref_dalloc(nw), *db = ref_dalloc(c.O);
     ref_conv1d_backward(di, dw, db, x.G, x.inp, x.w, c.B, c.C, c.L, c.O, c.K, c.stride, c.pad);
     ref_expect_gradcheck_fwd("conv1d dinp", conv_fwd, &x, no, x.G, x.inp, ni, di, NULL, GC_TOL);
     ref_expect_gradcheck_fwd("conv1d dw", conv_fwd, &x, no, x.G, x.w, nw, dw, NULL, GC_TOL);
@@ -134,35 +94,39 @@ static void conv_tier_b(const ConvCase c, int with_bias) {
     SpConv1d s = conv1d_shape(c.B, c.C, c.L, c.O, c.K, c.stride, c.pad);
     ck_assert_int_gt(s.Lo, 0);
     size_t ni = (size_t)c.B * c.C * c.L, nw = (size_t)c.O * c.C * c.K, no = (size_t)c.B * c.O * s.Lo;
-    float *inp = frand(ni, 10, -1, 1), *w = frand(nw, 11, -1, 1), *b = frand(c.O, 12, -1, 1);
-    float *dout = frand(no, 13, -1, 1), *out = fa(no), *work = fa(conv1d_work_floats(&s));
+    float *inp = ref_frand(ni, 10, -1, 1), *w = ref_frand(nw, 11, -1, 1),
+          *b = ref_frand(c.O, 12, -1, 1);
+    float *dout = ref_frand(no, 13, -1, 1), *out = ref_falloc(no),
+          *work = ref_falloc(conv1d_work_floats(&s));
     /* NaN-poisoned output: forward must overwrite every element */
     for (size_t i = 0; i < no; i++) out[i] = NAN;
     conv1d_forward(out, inp, w, with_bias ? b : NULL, &s, work);
-    double *dinp = dcopy(inp, ni), *dw = dcopy(w, nw), *db = dcopy(b, c.O), *ddout = dcopy(dout, no);
-    double *rout = da(no);
+    double *dinp = ref_dcopy(inp, ni), *dw = ref_dcopy(w, nw), *db = ref_dcopy(b, c.O),
+           *ddout = ref_dcopy(dout, no);
+    double *rout = ref_dalloc(no);
     ref_conv1d_forward(rout, dinp, dw, with_bias ? db : NULL, c.B, c.C, c.L, c.O, c.K, c.stride, c.pad);
     ref_expect_close("conv1d out", out, rout, no, 1e-5, 1e-6 * sp_max_abs_d(rout, no));
 
-    double *rgi = da(ni), *rgw = da(nw), *rgb = da(c.O);
+    double *rgi = ref_dalloc(ni), *rgw = ref_dalloc(nw), *rgb = ref_dalloc(c.O);
     ref_conv1d_backward(rgi, rgw, rgb, ddout, dinp, dw, c.B, c.C, c.L, c.O, c.K, c.stride, c.pad);
-    float *gi0 = frand(ni, 20, -1, 1), *gw0 = frand(nw, 21, -1, 1), *gb0 = frand(c.O, 22, -1, 1);
-    float *gi = fa(ni), *gw = fa(nw), *gb = fa(c.O);
+    float *gi0 = ref_frand(ni, 20, -1, 1), *gw0 = ref_frand(nw, 21, -1, 1),
+          *gb0 = ref_frand(c.O, 22, -1, 1);
+    float *gi = ref_falloc(ni), *gw = ref_falloc(nw), *gb = ref_falloc(c.O);
     memcpy(gi, gi0, ni * sizeof(float));
     memcpy(gw, gw0, nw * sizeof(float));
     memcpy(gb, gb0, c.O * sizeof(float));
     conv1d_backward(gi, gw, gb, dout, inp, w, &s, work);
-    expect_accum("conv1d dinp", gi, gi0, rgi, ni, 1, 1e-5, 1e-6);
-    expect_accum("conv1d dw", gw, gw0, rgw, nw, 1, 1e-5, 1e-6);
-    expect_accum("conv1d db", gb, gb0, rgb, c.O, 1, 1e-5, 1e-6);
+    ref_expect_accum("conv1d dinp", gi, gi0, rgi, ni, 1, 1e-5, 1e-6);
+    ref_expect_accum("conv1d dw", gw, gw0, rgw, nw, 1, 1e-5, 1e-6);
+    ref_expect_accum("conv1d db", gb, gb0, rgb, c.O, 1, 1e-5, 1e-6);
     conv1d_backward(gi, gw, gb, dout, inp, w, &s, work);
-    expect_accum("conv1d dinp x2", gi, gi0, rgi, ni, 2, 1e-5, 1e-6);
-    expect_accum("conv1d dw x2", gw, gw0, rgw, nw, 2, 1e-5, 1e-6);
-    expect_accum("conv1d db x2", gb, gb0, rgb, c.O, 2, 1e-5, 1e-6);
+    ref_expect_accum("conv1d dinp x2", gi, gi0, rgi, ni, 2, 1e-5, 1e-6);
+    ref_expect_accum("conv1d dw x2", gw, gw0, rgw, nw, 2, 1e-5, 1e-6);
+    ref_expect_accum("conv1d db x2", gb, gb0, rgb, c.O, 2, 1e-5, 1e-6);
     /* NULL dinp / dbias (first layer): dw still right */
     memcpy(gw, gw0, nw * sizeof(float));
     conv1d_backward(NULL, gw, NULL, dout, inp, w, &s, work);
-    expect_accum("conv1d dw (dinp NULL)", gw, gw0, rgw, nw, 1, 1e-5, 1e-6);
+    ref_expect_accum("conv1d dw (dinp NULL)", gw, gw0, rgw, nw, 1, 1e-5, 1e-6);
 
     free(inp); free(w); free(b); free(dout); free(out); free(work); free(dinp); free(dw); free(db);
     free(ddout); free(rout); free(rgi); free(rgw); free(rgb); free(gi0); free(gw0); free(gb0);
@@ -183,13 +147,13 @@ START_TEST(conv1d_exact_small) {
     sp_blas_init(0);
     float x[5] = {1, 2, 3, 4, 5}, w[3] = {0.5f, 1, -1}, b[1] = {0.25f}, out[3];
     SpConv1d s = conv1d_shape(1, 1, 5, 1, 3, 2, 1);
-    float *work = fa(conv1d_work_floats(&s));
+    float *work = ref_falloc(conv1d_work_floats(&s));
     conv1d_forward(out, x, w, b, &s, work);
     ck_assert(out[0] == -0.75f && out[1] == 0.25f && out[2] == 7.25f);
     /* same through the im2col path: two input channels, the second all zero */
     float x2[10] = {1, 2, 3, 4, 5, 0, 0, 0, 0, 0}, w2[6] = {0.5f, 1, -1, 3, 3, 3};
     SpConv1d s2 = conv1d_shape(1, 2, 5, 1, 3, 2, 1);
-    float *work2 = fa(conv1d_work_floats(&s2));
+    float *work2 = ref_falloc(conv1d_work_floats(&s2));
     conv1d_forward(out, x2, w2, b, &s2, work2);
     ck_assert(out[0] == -0.75f && out[1] == 0.25f && out[2] == 7.25f);
     /* backward with dout = [1 1 1]: dinp = sum of taps landing on each input:
@@ -213,12 +177,16 @@ START_TEST(conv1d_determinism) {
         use_threads(2);
         SpConv1d s = conv1d_shape(c.B, c.C, c.L, c.O, c.K, c.stride, c.pad);
         size_t ni = (size_t)c.B * c.C * c.L, nw = (size_t)c.O * c.C * c.K, no = (size_t)c.B * c.O * s.Lo;
-        float *inp = frand(ni, 30, -1, 1), *w = frand(nw, 31, -1, 1), *b = frand(c.O, 32, -1, 1);
-        float *dout = frand(no, 33, -1, 1), *work = fa(conv1d_work_floats(&s));
+        float *inp = ref_frand(ni, 30, -1, 1), *w = ref_frand(nw, 31, -1, 1),
+              *b = ref_frand(c.O, 32, -1, 1);
+        float *dout = ref_frand(no, 33, -1, 1), *work = ref_falloc(conv1d_work_floats(&s));
         float *out[3], *gi[3], *gw[3], *gb[3];
         for (int r = 0; r < 3; r++) {  /* runs: 1 thread, 1 thread, 2 threads */
             use_threads(r < 2 ? 1 : 2);
-            out[r] = fa(no); gi[r] = fa(ni); gw[r] = fa(nw); gb[r] = fa(c.O);
+            out[r] = ref_falloc(no);
+            gi[r] = ref_falloc(ni);
+            gw[r] = ref_falloc(nw);
+            gb[r] = ref_falloc(c.O);
             conv1d_forward(out[r], inp, w, b, &s, work);
             conv1d_backward(gi[r], gw[r], gb[r], dout, inp, w, &s, work);
         }
@@ -254,9 +222,13 @@ static void lin_fwd(void *p, double *out) {
 START_TEST(linear_gradcheck) {
     LinCase c = lin_cases[_i];
     size_t ni = (size_t)c.N * c.in, nw = (size_t)c.out * c.in, no = (size_t)c.N * c.out;
-    LinCtx x = {c, drand_(ni, 1, -1, 1), drand_(nw, 2, -1, 1), drand_(c.out, 3, -1, 1),
-                drand_(no, 4, -1, 1), da(no)};
-    double *di = da(ni), *dw = da(nw), *db = da(c.out);
+    LinCtx x = {c,
+                ref_drand(ni, 1, -1, 1),
+                ref_drand(nw, 2, -1, 1),
+                ref_drand(c.out, 3, -1, 1),
+                ref_drand(no, 4, -1, 1),
+                ref_dalloc(no)};
+    double *di = ref_dalloc(ni), *dw = ref_dalloc(nw), *db = ref_dalloc(c.out);
     ref_linear_backward(di, dw, db, x.G, x.inp, x.w, c.N, c.in, c.out);
     ref_expect_gradcheck_fwd("linear dinp", lin_fwd, &x, no, x.G, x.inp, ni, di, NULL, GC_TOL);
     ref_expect_gradcheck_fwd("linear dw", lin_fwd, &x, no, x.G, x.w, nw, dw, NULL, GC_TOL);
@@ -269,32 +241,36 @@ START_TEST(linear_vs_reference) {
     sp_blas_init(0);
     LinCase c = lin_cases[_i];
     size_t ni = (size_t)c.N * c.in, nw = (size_t)c.out * c.in, no = (size_t)c.N * c.out;
-    float *inp = frand(ni, 10, -1, 1), *w = frand(nw, 11, -1, 1), *b = frand(c.out, 12, -1, 1);
-    float *dout = frand(no, 13, -1, 1), *out = fa(no), *work = fa(linear_work_floats(c.N, c.in, c.out));
-    double *dinp = dcopy(inp, ni), *dw = dcopy(w, nw), *db = dcopy(b, c.out), *ddout = dcopy(dout, no);
-    double *rout = da(no);
+    float *inp = ref_frand(ni, 10, -1, 1), *w = ref_frand(nw, 11, -1, 1),
+          *b = ref_frand(c.out, 12, -1, 1);
+    float *dout = ref_frand(no, 13, -1, 1), *out = ref_falloc(no),
+          *work = ref_falloc(linear_work_floats(c.N, c.in, c.out));
+    double *dinp = ref_dcopy(inp, ni), *dw = ref_dcopy(w, nw), *db = ref_dcopy(b, c.out),
+           *ddout = ref_dcopy(dout, no);
+    double *rout = ref_dalloc(no);
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         for (size_t i = 0; i < no; i++) out[i] = NAN;
         linear_forward(out, inp, w, with_bias ? b : NULL, c.N, c.in, c.out);
         ref_linear_forward(rout, dinp, dw, with_bias ? db : NULL, c.N, c.in, c.out);
         ref_expect_close("linear out", out, rout, no, 1e-5, 1e-6 * sp_max_abs_d(rout, no));
     }
-    double *rgi = da(ni), *rgw = da(nw), *rgb = da(c.out);
+    double *rgi = ref_dalloc(ni), *rgw = ref_dalloc(nw), *rgb = ref_dalloc(c.out);
     ref_linear_backward(rgi, rgw, rgb, ddout, dinp, dw, c.N, c.in, c.out);
-    float *gi0 = frand(ni, 20, -1, 1), *gw0 = frand(nw, 21, -1, 1), *gb0 = frand(c.out, 22, -1, 1);
-    float *gi = fa(ni), *gw = fa(nw), *gb = fa(c.out);
+    float *gi0 = ref_frand(ni, 20, -1, 1), *gw0 = ref_frand(nw, 21, -1, 1),
+          *gb0 = ref_frand(c.out, 22, -1, 1);
+    float *gi = ref_falloc(ni), *gw = ref_falloc(nw), *gb = ref_falloc(c.out);
     memcpy(gi, gi0, ni * sizeof(float));
     memcpy(gw, gw0, nw * sizeof(float));
     memcpy(gb, gb0, c.out * sizeof(float));
     for (int rep = 1; rep <= 2; rep++) {
         linear_backward(gi, gw, gb, dout, inp, w, c.N, c.in, c.out, work);
-        expect_accum("linear dinp", gi, gi0, rgi, ni, rep, 1e-5, 1e-6);
-        expect_accum("linear dw", gw, gw0, rgw, nw, rep, 1e-5, 1e-6);
-        expect_accum("linear db", gb, gb0, rgb, c.out, rep, 1e-5, 1e-6);
+        ref_expect_accum("linear dinp", gi, gi0, rgi, ni, rep, 1e-5, 1e-6);
+        ref_expect_accum("linear dw", gw, gw0, rgw, nw, rep, 1e-5, 1e-6);
+        ref_expect_accum("linear db", gb, gb0, rgb, c.out, rep, 1e-5, 1e-6);
     }
     memcpy(gw, gw0, nw * sizeof(float));
     linear_backward(NULL, gw, NULL, dout, inp, w, c.N, c.in, c.out, work);
-    expect_accum("linear dw (dinp NULL)", gw, gw0, rgw, nw, 1, 1e-5, 1e-6);
+    ref_expect_accum("linear dw (dinp NULL)", gw, gw0, rgw, nw, 1, 1e-5, 1e-6);
     free(inp); free(w); free(b); free(dout); free(out); free(work); free(dinp); free(dw); free(db);
     free(ddout); free(rout); free(rgi); free(rgw); free(rgb); free(gi0); free(gw0); free(gb0);
     free(gi); free(gw); free(gb);
@@ -309,12 +285,17 @@ START_TEST(linear_determinism) {
         LinCase c = cs[k];
         use_threads(2);
         size_t ni = (size_t)c.N * c.in, nw = (size_t)c.out * c.in, no = (size_t)c.N * c.out;
-        float *inp = frand(ni, 30, -1, 1), *w = frand(nw, 31, -1, 1), *b = frand(c.out, 32, -1, 1);
-        float *dout = frand(no, 33, -1, 1), *work = fa(linear_work_floats(c.N, c.in, c.out));
+        float *inp = ref_frand(ni, 30, -1, 1), *w = ref_frand(nw, 31, -1, 1),
+              *b = ref_frand(c.out, 32, -1, 1);
+        float *dout = ref_frand(no, 33, -1, 1),
+              *work = ref_falloc(linear_work_floats(c.N, c.in, c.out));
         float *out[3], *gi[3], *gw[3], *gb[3];
         for (int r = 0; r < 3; r++) {
             use_threads(r < 2 ? 1 : 2);
-            out[r] = fa(no); gi[r] = fa(ni); gw[r] = fa(nw); gb[r] = fa(c.out);
+            out[r] = ref_falloc(no);
+            gi[r] = ref_falloc(ni);
+            gw[r] = ref_falloc(nw);
+            gb[r] = ref_falloc(c.out);
             linear_forward(out[r], inp, w, b, c.N, c.in, c.out);
             linear_backward(gi[r], gw[r], gb[r], dout, inp, w, c.N, c.in, c.out, work);
         }
@@ -355,8 +336,8 @@ static void act_fwd(void *p, double *out) {
 START_TEST(activation_gradcheck) {
     const int N = 4, D = 7;
     size_t n = (size_t)N * D;
-    ActCtx x = {_i, N, D, 0.01, drand_(n, 1, -2, 2), drand_(n, 2, -1, 1), da(n)};
-    double *g = da(n);
+    ActCtx x = {_i, N, D, 0.01, ref_drand(n, 1, -2, 2), ref_drand(n, 2, -1, 1), ref_dalloc(n)};
+    double *g = ref_dalloc(n);
     unsigned char *skip = calloc(n, 1);
     /* skip coordinates within ~10 eps of the ReLU kink */
     for (size_t i = 0; i < n; i++) skip[i] = _i < 2 && fabs(x.inp[i]) < 1e-4;
@@ -376,10 +357,12 @@ START_TEST(activation_vs_reference) {
     for (int sh = 0; sh < 2; sh++) {
         int N = shapes[sh][0], D = shapes[sh][1];
         size_t n = (size_t)N * D;
-        float *x = frand(n, 40 + sh, -3, 3), *g = frand(n, 50 + sh, -1, 1), *y = fa(n);
+        float *x = ref_frand(n, 40 + sh, -3, 3), *g = ref_frand(n, 50 + sh, -1, 1),
+              *y = ref_falloc(n);
         x[0] = 0.0f;  /* ReLU'(0) = 0 */
-        double *dx = dcopy(x, n), *dg = dcopy(g, n), *ry = da(n), *rg = da(n);
-        float *gi0 = frand(n, 60, -1, 1), *gi = fa(n);
+        double *dx = ref_dcopy(x, n), *dg = ref_dcopy(g, n), *ry = ref_dalloc(n),
+               *rg = ref_dalloc(n);
+        float *gi0 = ref_frand(n, 60, -1, 1), *gi = ref_falloc(n);
         for (int kind = 0; kind < 3; kind++) {
             memset(rg, 0, n * sizeof(double));
             memcpy(gi, gi0, n * sizeof(float));
@@ -400,10 +383,10 @@ START_TEST(activation_vs_reference) {
                 ref_softmax_backward(rg, dg, dx, N, D);
             }
             ref_expect_close("activation out", y, ry, n, 1e-5, 1e-6 * sp_max_abs_d(ry, n));
-            expect_accum("activation dinp x2", gi, gi0, rg, n, 2, 1e-5, 1e-6);
+            ref_expect_accum("activation dinp x2", gi, gi0, rg, n, 2, 1e-5, 1e-6);
         }
         /* in place */
-        float *z = fa(n);
+        float *z = ref_falloc(n);
         memcpy(z, x, n * sizeof(float));
         relu_forward(z, z, n);
         relu_forward(y, x, n);
@@ -489,10 +472,10 @@ START_TEST(pool_gradcheck) {
     const int *pc = pool_cases[_i];
     PoolCtx x = {pc[0], pc[1], pc[2], pc[3], pc[4], 0, 0, 0};
     size_t ni = (size_t)x.NC * x.L, no = pool_nout(&x);
-    x.inp = drand_(ni, 1, -1, 1);
-    x.G = drand_(no, 2, -1, 1);
-    x.out = da(no);
-    double *g = da(ni);
+    x.inp = ref_drand(ni, 1, -1, 1);
+    x.G = ref_drand(no, 2, -1, 1);
+    x.out = ref_dalloc(no);
+    double *g = ref_dalloc(ni);
     unsigned char *skip = calloc(ni, 1);
     if (x.kind == 0) {
         ref_maxpool1d_backward(g, x.G, x.inp, x.NC, x.L, x.k);
@@ -520,10 +503,12 @@ START_TEST(pool_vs_reference) {
         /* the big variant has > 32768 elements (parallel path) */
         PoolCtx x = {pc[0], pc[1] * (big ? 1200 : 1), pc[2], pc[3], pc[4], 0, 0, 0};
         size_t ni = (size_t)x.NC * x.L, no = pool_nout(&x);
-        float *inp = frand(ni, 5, -1, 1), *dout = frand(no, 6, -1, 1), *out = fa(no);
-        float *g0 = frand(ni, 7, -1, 1), *g = fa(ni);
+        float *inp = ref_frand(ni, 5, -1, 1), *dout = ref_frand(no, 6, -1, 1),
+              *out = ref_falloc(no);
+        float *g0 = ref_frand(ni, 7, -1, 1), *g = ref_falloc(ni);
         memcpy(g, g0, ni * sizeof(float));
-        double *din = dcopy(inp, ni), *ddout = dcopy(dout, no), *rout = da(no), *rg = da(ni);
+        double *din = ref_dcopy(inp, ni), *ddout = ref_dcopy(dout, no), *rout = ref_dalloc(no),
+               *rg = ref_dalloc(ni);
         int *idx = calloc(no, sizeof(int));
         for (int rep = 0; rep < 2; rep++) {
             if (x.kind == 0) {
@@ -551,7 +536,7 @@ START_TEST(pool_vs_reference) {
             ref_global_avgpool1d_backward(rg, ddout, x.NC, 1, x.L);
         }
         ref_expect_close("pool out", out, rout, no, 1e-6, 1e-7);
-        expect_accum("pool dinp x2", g, g0, rg, ni, 2, 1e-5, 1e-6);
+        ref_expect_accum("pool dinp x2", g, g0, rg, ni, 2, 1e-5, 1e-6);
         free(inp); free(dout); free(out); free(g0); free(g); free(din); free(ddout); free(rout);
         free(rg); free(idx);
     }
@@ -594,7 +579,8 @@ START_TEST(adaptive_bins_exact) {
     const int lins[2] = {500, 98};
     for (int k = 0; k < 2; k++) {
         int Lin = lins[k];
-        float *ones = fa((size_t)Lin), *cover = fa((size_t)Lin), *o = fa(236), *g1 = fa(236);
+        float *ones = ref_falloc((size_t)Lin), *cover = ref_falloc((size_t)Lin),
+              *o = ref_falloc(236), *g1 = ref_falloc(236);
         for (int i = 0; i < Lin; i++) ones[i] = 1;
         for (int i = 0; i < 236; i++) g1[i] = 1;
         adaptive_avgpool1d_forward(o, ones, 1, Lin, 236);
@@ -649,10 +635,17 @@ START_TEST(batchnorm_gradcheck) {
     BnCase c = bn_gc_cases[_i / 2];
     int eval = _i % 2;
     size_t n = (size_t)c.N * c.C * c.L;
-    BnCtx x = {c, eval, drand_(n, 1, -2, 2), drand_(c.C, 2, 0.5, 1.5), drand_(c.C, 3, -1, 1),
-               drand_(c.C, 4, -0.5, 0.5), drand_(c.C, 5, 0.5, 2), da((size_t)c.S * c.C),
-               da((size_t)c.S * c.C)};
-    double *G = drand_(n, 6, -1, 1), *gi = da(n), *gg = da(c.C), *gb = da(c.C);
+    BnCtx x = {c,
+               eval,
+               ref_drand(n, 1, -2, 2),
+               ref_drand(c.C, 2, 0.5, 1.5),
+               ref_drand(c.C, 3, -1, 1),
+               ref_drand(c.C, 4, -0.5, 0.5),
+               ref_drand(c.C, 5, 0.5, 2),
+               ref_dalloc((size_t)c.S * c.C),
+               ref_dalloc((size_t)c.S * c.C)};
+    double *G = ref_drand(n, 6, -1, 1), *gi = ref_dalloc(n), *gg = ref_dalloc(c.C),
+           *gb = ref_dalloc(c.C);
     if (eval)
         ref_batchnorm_backward_eval(gi, gg, gb, G, x.inp, x.gamma, x.rm, x.rv, c.N, c.C, c.L, BN_EPS);
     else
@@ -671,18 +664,20 @@ START_TEST(batchnorm_train_vs_reference) {
     BnCase c = bn_cases[_i];
     SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
     size_t n = (size_t)c.N * c.C * c.L, sc = (size_t)c.S * c.C;
-    float *inp = frand(n, 10, -2, 3), *gamma = frand(c.C, 11, -1.5, 1.5), *beta = frand(c.C, 12, -1, 1);
-    float *rm = frand(c.C, 13, -0.5, 0.5), *rv = frand(c.C, 14, 0.5, 2), *out = fa(n);
-    float *mean = fa(sc), *rstd = fa(sc), *dout = frand(n, 15, -1, 1);
-    float *work = fa(batchnorm_work_floats(&s));
-    double *di = dcopy(inp, n), *dg = dcopy(gamma, c.C), *dbt = dcopy(beta, c.C);
-    double *drm = dcopy(rm, c.C), *drv = dcopy(rv, c.C), *ddout = dcopy(dout, n);
-    double *rout = da(n), *rmean = da(sc), *rvar = da(sc);
+    float *inp = ref_frand(n, 10, -2, 3), *gamma = ref_frand(c.C, 11, -1.5, 1.5),
+          *beta = ref_frand(c.C, 12, -1, 1);
+    float *rm = ref_frand(c.C, 13, -0.5, 0.5), *rv = ref_frand(c.C, 14, 0.5, 2),
+          *out = ref_falloc(n);
+    float *mean = ref_falloc(sc), *rstd = ref_falloc(sc), *dout = ref_frand(n, 15, -1, 1);
+    float *work = ref_falloc(batchnorm_work_floats(&s));
+    double *di = ref_dcopy(inp, n), *dg = ref_dcopy(gamma, c.C), *dbt = ref_dcopy(beta, c.C);
+    double *drm = ref_dcopy(rm, c.C), *drv = ref_dcopy(rv, c.C), *ddout = ref_dcopy(dout, n);
+    double *rout = ref_dalloc(n), *rmean = ref_dalloc(sc), *rvar = ref_dalloc(sc);
     for (size_t i = 0; i < n; i++) out[i] = NAN;
     batchnorm_forward_train(out, mean, rstd, inp, gamma, beta, rm, rv, &s);
     ref_batchnorm_forward_train(rout, rmean, rvar, di, dg, dbt, c.N, c.C, c.L, c.S, (double)s.eps);
     ref_batchnorm_running_update(drm, drv, rmean, rvar, c.N, c.C, c.L, c.S, (double)s.momentum);
-    double *rrstd = da(sc);
+    double *rrstd = ref_dalloc(sc);
     for (size_t i = 0; i < sc; i++) rrstd[i] = 1 / sqrt(rvar[i] + (double)s.eps);
     ref_expect_close("bn out", out, rout, n, 1e-5, 1e-6 * sp_max_abs_d(rout, n));
     ref_expect_close("bn mean", mean, rmean, sc, 1e-6, 1e-7);
@@ -690,22 +685,23 @@ START_TEST(batchnorm_train_vs_reference) {
     ref_expect_close("bn running_mean", rm, drm, c.C, 1e-6, 1e-7);
     ref_expect_close("bn running_var", rv, drv, c.C, 1e-6, 1e-7);
     /* NULL running stats: nothing touched, same output */
-    float *out2 = fa(n);
+    float *out2 = ref_falloc(n);
     batchnorm_forward_train(out2, mean, rstd, inp, gamma, beta, NULL, NULL, &s);
     expect_bits("bn out without running stats", out, out2, n * sizeof(float));
 
-    double *rgi = da(n), *rgg = da(c.C), *rgb = da(c.C);
+    double *rgi = ref_dalloc(n), *rgg = ref_dalloc(c.C), *rgb = ref_dalloc(c.C);
     ref_batchnorm_backward_train(rgi, rgg, rgb, ddout, di, dg, c.N, c.C, c.L, c.S, (double)s.eps);
-    float *gi0 = frand(n, 20, -1, 1), *gg0 = frand(c.C, 21, -1, 1), *gb0 = frand(c.C, 22, -1, 1);
-    float *gi = fa(n), *gg = fa(c.C), *gb = fa(c.C);
+    float *gi0 = ref_frand(n, 20, -1, 1), *gg0 = ref_frand(c.C, 21, -1, 1),
+          *gb0 = ref_frand(c.C, 22, -1, 1);
+    float *gi = ref_falloc(n), *gg = ref_falloc(c.C), *gb = ref_falloc(c.C);
     memcpy(gi, gi0, n * sizeof(float));
     memcpy(gg, gg0, c.C * sizeof(float));
     memcpy(gb, gb0, c.C * sizeof(float));
     for (int rep = 1; rep <= 2; rep++) {
         batchnorm_backward(gi, gg, gb, dout, inp, mean, rstd, gamma, &s, work);
-        expect_accum("bn dinp", gi, gi0, rgi, n, rep, 1e-4, 1e-5);
-        expect_accum("bn dgamma", gg, gg0, rgg, c.C, rep, 1e-5, 1e-6);
-        expect_accum("bn dbeta", gb, gb0, rgb, c.C, rep, 1e-5, 1e-6);
+        ref_expect_accum("bn dinp", gi, gi0, rgi, n, rep, 1e-4, 1e-5);
+        ref_expect_accum("bn dgamma", gg, gg0, rgg, c.C, rep, 1e-5, 1e-6);
+        ref_expect_accum("bn dbeta", gb, gb0, rgb, c.C, rep, 1e-5, 1e-6);
     }
     free(inp); free(gamma); free(beta); free(rm); free(rv); free(out); free(mean); free(rstd);
     free(dout); free(work); free(di); free(dg); free(dbt); free(drm); free(drv); free(ddout);
@@ -719,26 +715,30 @@ START_TEST(batchnorm_eval_vs_reference) {
     BnCase c = bn_cases[_i];
     SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
     size_t n = (size_t)c.N * c.C * c.L;
-    float *inp = frand(n, 30, -2, 3), *gamma = frand(c.C, 31, -1.5, 1.5), *beta = frand(c.C, 32, -1, 1);
-    float *rm = frand(c.C, 33, -0.5, 0.5), *rv = frand(c.C, 34, 1e-6, 2), *out = fa(n);
-    float *dout = frand(n, 35, -1, 1), *work = fa(batchnorm_work_floats(&s));
-    double *di = dcopy(inp, n), *dg = dcopy(gamma, c.C), *dbt = dcopy(beta, c.C);
-    double *drm = dcopy(rm, c.C), *drv = dcopy(rv, c.C), *ddout = dcopy(dout, n), *rout = da(n);
+    float *inp = ref_frand(n, 30, -2, 3), *gamma = ref_frand(c.C, 31, -1.5, 1.5),
+          *beta = ref_frand(c.C, 32, -1, 1);
+    float *rm = ref_frand(c.C, 33, -0.5, 0.5), *rv = ref_frand(c.C, 34, 1e-6, 2),
+          *out = ref_falloc(n);
+    float *dout = ref_frand(n, 35, -1, 1), *work = ref_falloc(batchnorm_work_floats(&s));
+    double *di = ref_dcopy(inp, n), *dg = ref_dcopy(gamma, c.C), *dbt = ref_dcopy(beta, c.C);
+    double *drm = ref_dcopy(rm, c.C), *drv = ref_dcopy(rv, c.C), *ddout = ref_dcopy(dout, n),
+           *rout = ref_dalloc(n);
     batchnorm_forward_eval(out, inp, gamma, beta, rm, rv, &s);
     ref_batchnorm_forward_eval(rout, di, dg, dbt, drm, drv, c.N, c.C, c.L, (double)s.eps);
     ref_expect_close("bn eval out", out, rout, n, 1e-5, 1e-6 * sp_max_abs_d(rout, n));
-    double *rgi = da(n), *rgg = da(c.C), *rgb = da(c.C);
+    double *rgi = ref_dalloc(n), *rgg = ref_dalloc(c.C), *rgb = ref_dalloc(c.C);
     ref_batchnorm_backward_eval(rgi, rgg, rgb, ddout, di, dg, drm, drv, c.N, c.C, c.L, (double)s.eps);
-    float *gi0 = frand(n, 40, -1, 1), *gg0 = frand(c.C, 41, -1, 1), *gb0 = frand(c.C, 42, -1, 1);
-    float *gi = fa(n), *gg = fa(c.C), *gb = fa(c.C);
+    float *gi0 = ref_frand(n, 40, -1, 1), *gg0 = ref_frand(c.C, 41, -1, 1),
+          *gb0 = ref_frand(c.C, 42, -1, 1);
+    float *gi = ref_falloc(n), *gg = ref_falloc(c.C), *gb = ref_falloc(c.C);
     memcpy(gi, gi0, n * sizeof(float));
     memcpy(gg, gg0, c.C * sizeof(float));
     memcpy(gb, gb0, c.C * sizeof(float));
     for (int rep = 1; rep <= 2; rep++) {
         batchnorm_backward_eval(gi, gg, gb, dout, inp, gamma, rm, rv, &s, work);
-        expect_accum("bn eval dinp", gi, gi0, rgi, n, rep, 1e-5, 1e-6);
-        expect_accum("bn eval dgamma", gg, gg0, rgg, c.C, rep, 1e-5, 1e-6);
-        expect_accum("bn eval dbeta", gb, gb0, rgb, c.C, rep, 1e-5, 1e-6);
+        ref_expect_accum("bn eval dinp", gi, gi0, rgi, n, rep, 1e-5, 1e-6);
+        ref_expect_accum("bn eval dgamma", gg, gg0, rgg, c.C, rep, 1e-5, 1e-6);
+        ref_expect_accum("bn eval dbeta", gb, gb0, rgb, c.C, rep, 1e-5, 1e-6);
     }
     free(inp); free(gamma); free(beta); free(rm); free(rv); free(out); free(dout); free(work);
     free(di); free(dg); free(dbt); free(drm); free(drv); free(ddout); free(rout); free(rgi);
@@ -785,9 +785,11 @@ START_TEST(batchnorm_tiny_variance) {
     BnCase c = {8, 3, 50, 2};
     SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
     size_t n = (size_t)c.N * c.C * c.L, sc = (size_t)c.S * c.C;
-    float *inp = frand(n, 50, -1e-3, 1e-3), *out = fa(n), *mean = fa(sc), *rstd = fa(sc);
+    float *inp = ref_frand(n, 50, -1e-3, 1e-3), *out = ref_falloc(n), *mean = ref_falloc(sc),
+          *rstd = ref_falloc(sc);
     for (size_t i = 0; i < n; i++) inp[i] += 100.0f;
-    double *di = dcopy(inp, n), *rout = da(n), *rmean = da(sc), *rvar = da(sc), *rrstd = da(sc);
+    double *di = ref_dcopy(inp, n), *rout = ref_dalloc(n), *rmean = ref_dalloc(sc),
+           *rvar = ref_dalloc(sc), *rrstd = ref_dalloc(sc);
     batchnorm_forward_train(out, mean, rstd, inp, NULL, NULL, NULL, NULL, &s);
     ref_batchnorm_forward_train(rout, rmean, rvar, di, NULL, NULL, c.N, c.C, c.L, c.S, (double)s.eps);
     for (size_t i = 0; i < sc; i++) rrstd[i] = 1 / sqrt(rvar[i] + (double)s.eps);
@@ -812,13 +814,19 @@ START_TEST(batchnorm_determinism) {
         BnCase c = cs[k];
         SpBatchNorm s = {c.N, c.C, c.L, c.S, 1e-5f, 0.1f};
         size_t n = (size_t)c.N * c.C * c.L, sc = (size_t)c.S * c.C;
-        float *inp = frand(n, 60, -2, 2), *gamma = frand(c.C, 61, -1, 1), *beta = frand(c.C, 62, -1, 1);
-        float *dout = frand(n, 63, -1, 1), *work = fa(batchnorm_work_floats(&s));
-        float *out[3], *gi[3], *gg[3], *gb[3], *rm[3], *rv[3], *mean = fa(sc), *rstd = fa(sc);
+        float *inp = ref_frand(n, 60, -2, 2), *gamma = ref_frand(c.C, 61, -1, 1),
+              *beta = ref_frand(c.C, 62, -1, 1);
+        float *dout = ref_frand(n, 63, -1, 1), *work = ref_falloc(batchnorm_work_floats(&s));
+        float *out[3], *gi[3], *gg[3], *gb[3], *rm[3], *rv[3], *mean = ref_falloc(sc),
+                                                               *rstd = ref_falloc(sc);
         for (int r = 0; r < 3; r++) {
             use_threads(r < 2 ? 1 : 2);
-            out[r] = fa(n); gi[r] = fa(n); gg[r] = fa(c.C); gb[r] = fa(c.C);
-            rm[r] = fa(c.C); rv[r] = fa(c.C);
+            out[r] = ref_falloc(n);
+            gi[r] = ref_falloc(n);
+            gg[r] = ref_falloc(c.C);
+            gb[r] = ref_falloc(c.C);
+            rm[r] = ref_falloc(c.C);
+            rv[r] = ref_falloc(c.C);
             batchnorm_forward_train(out[r], mean, rstd, inp, gamma, beta, rm[r], rv[r], &s);
             batchnorm_backward(gi[r], gg[r], gb[r], dout, inp, mean, rstd, gamma, &s, work);
         }
@@ -858,8 +866,9 @@ static const int ln_cases[][2] = {{3, 7}, {4, 16}, {2, 13}, {5, 130}, {1, 1}, {3
 START_TEST(layernorm_gradcheck) {
     int N = ln_cases[_i][0], D = ln_cases[_i][1];
     size_t n = (size_t)N * D;
-    LnCtx x = {N, D, drand_(n, 1, -2, 2), drand_(D, 2, 0.5, 1.5), drand_(D, 3, -1, 1)};
-    double *G = drand_(n, 4, -1, 1), *gi = da(n), *gw = da(D), *gb = da(D);
+    LnCtx x = {N, D, ref_drand(n, 1, -2, 2), ref_drand(D, 2, 0.5, 1.5), ref_drand(D, 3, -1, 1)};
+    double *G = ref_drand(n, 4, -1, 1), *gi = ref_dalloc(n), *gw = ref_dalloc(D),
+           *gb = ref_dalloc(D);
     ref_layernorm_backward(gi, gw, gb, G, x.inp, x.w, N, D, LN_EPS);
     ref_expect_gradcheck_fwd("layernorm dinp", ln_fwd, &x, n, G, x.inp, n, gi, NULL, GC_TOL);
     ref_expect_gradcheck_fwd("layernorm dw", ln_fwd, &x, n, G, x.w, D, gw, NULL, GC_TOL);
@@ -873,29 +882,33 @@ START_TEST(layernorm_vs_reference) {
     for (int big = 0; big < 2; big++) {
         int N = ln_cases[_i][0] * (big ? 300 : 1), D = ln_cases[_i][1];
         size_t n = (size_t)N * D;
-        float *inp = frand(n, 10, -2, 3), *w = frand(D, 11, -1.5, 1.5), *b = frand(D, 12, -1, 1);
-        float *out = fa(n), *mean = fa(N), *rstd = fa(N), *dout = frand(n, 13, -1, 1);
-        float *work = fa(layernorm_work_floats(N, D));
-        double *di = dcopy(inp, n), *dw = dcopy(w, D), *db = dcopy(b, D), *ddout = dcopy(dout, n);
-        double *rout = da(n);
+        float *inp = ref_frand(n, 10, -2, 3), *w = ref_frand(D, 11, -1.5, 1.5),
+              *b = ref_frand(D, 12, -1, 1);
+        float *out = ref_falloc(n), *mean = ref_falloc(N), *rstd = ref_falloc(N),
+              *dout = ref_frand(n, 13, -1, 1);
+        float *work = ref_falloc(layernorm_work_floats(N, D));
+        double *di = ref_dcopy(inp, n), *dw = ref_dcopy(w, D), *db = ref_dcopy(b, D),
+               *ddout = ref_dcopy(dout, n);
+        double *rout = ref_dalloc(n);
         for (int affine = 0; affine < 2; affine++) {
             layernorm_forward(out, mean, rstd, inp, affine ? w : NULL, affine ? b : NULL, N, D, 1e-5f);
             ref_layernorm_forward(rout, di, affine ? dw : NULL, affine ? db : NULL, N, D, (double)1e-5f);
             ref_expect_close("ln out", out, rout, n, 1e-5, 1e-5 * sp_max_abs_d(rout, n));
         }
-        double *rgi = da(n), *rgw = da(D), *rgb = da(D);
+        double *rgi = ref_dalloc(n), *rgw = ref_dalloc(D), *rgb = ref_dalloc(D);
         ref_layernorm_backward(rgi, rgw, rgb, ddout, di, dw, N, D, (double)1e-5f);
-        float *gi0 = frand(n, 20, -1, 1), *gw0 = frand(D, 21, -1, 1), *gb0 = frand(D, 22, -1, 1);
-        float *gi = fa(n), *gw = fa(D), *gb = fa(D);
+        float *gi0 = ref_frand(n, 20, -1, 1), *gw0 = ref_frand(D, 21, -1, 1),
+              *gb0 = ref_frand(D, 22, -1, 1);
+        float *gi = ref_falloc(n), *gw = ref_falloc(D), *gb = ref_falloc(D);
         memcpy(gi, gi0, n * sizeof(float));
         memcpy(gw, gw0, D * sizeof(float));
         memcpy(gb, gb0, D * sizeof(float));
         for (int rep = 1; rep <= 2; rep++) {
             layernorm_backward(gi, gw, gb, dout, inp, mean, rstd, w, N, D, work);
             /* D = 1 and 2 are degenerate (xhat is 0 or +-1): dinp is pure cancellation */
-            expect_accum("ln dinp", gi, gi0, rgi, n, rep, 1e-4, D <= 2 ? 1e-4 : 1e-5);
-            expect_accum("ln dw", gw, gw0, rgw, D, rep, 1e-4, 1e-5);
-            expect_accum("ln db", gb, gb0, rgb, D, rep, 1e-5, 1e-6);
+            ref_expect_accum("ln dinp", gi, gi0, rgi, n, rep, 1e-4, D <= 2 ? 1e-4 : 1e-5);
+            ref_expect_accum("ln dw", gw, gw0, rgw, D, rep, 1e-4, 1e-5);
+            ref_expect_accum("ln db", gb, gb0, rgb, D, rep, 1e-5, 1e-6);
         }
         free(inp); free(w); free(b); free(out); free(mean); free(rstd); free(dout); free(work);
         free(di); free(dw); free(db); free(ddout); free(rout); free(rgi); free(rgw); free(rgb);
@@ -907,12 +920,16 @@ END_TEST
 START_TEST(layernorm_determinism) {
     int N = 301, D = 130;
     size_t n = (size_t)N * D;
-    float *inp = frand(n, 70, -2, 2), *w = frand(D, 71, -1, 1), *b = frand(D, 72, -1, 1);
-    float *dout = frand(n, 73, -1, 1), *mean = fa(N), *rstd = fa(N);
+    float *inp = ref_frand(n, 70, -2, 2), *w = ref_frand(D, 71, -1, 1),
+          *b = ref_frand(D, 72, -1, 1);
+    float *dout = ref_frand(n, 73, -1, 1), *mean = ref_falloc(N), *rstd = ref_falloc(N);
     float *out[3], *gi[3], *gw[3], *gb[3];
     for (int r = 0; r < 3; r++) {
         use_threads(r < 2 ? 1 : 2);
-        out[r] = fa(n); gi[r] = fa(n); gw[r] = fa(D); gb[r] = fa(D);
+        out[r] = ref_falloc(n);
+        gi[r] = ref_falloc(n);
+        gw[r] = ref_falloc(D);
+        gb[r] = ref_falloc(D);
         layernorm_forward(out[r], mean, rstd, inp, w, b, N, D, 1e-5f);
         layernorm_backward(gi[r], gw[r], gb[r], dout, inp, mean, rstd, w, N, D, NULL);
     }
@@ -947,10 +964,15 @@ static void mha_fwd(void *p, double *out) {
 START_TEST(mha_gradcheck) {
     MhaCase c = mha_cases[_i];
     size_t n = (size_t)c.B * c.T * c.E, E = (size_t)c.E;
-    MhaCtx x = {c, drand_(n, 1, -1, 1), drand_(3 * E * E, 2, -0.8, 0.8), drand_(3 * E, 3, -0.5, 0.5),
-                drand_(E * E, 4, -0.8, 0.8), drand_(E, 5, -0.5, 0.5)};
-    double *G = drand_(n, 6, -1, 1), *gi = da(n), *gwi = da(3 * E * E), *gbi = da(3 * E);
-    double *gwo = da(E * E), *gbo = da(E);
+    MhaCtx x = {c,
+                ref_drand(n, 1, -1, 1),
+                ref_drand(3 * E * E, 2, -0.8, 0.8),
+                ref_drand(3 * E, 3, -0.5, 0.5),
+                ref_drand(E * E, 4, -0.8, 0.8),
+                ref_drand(E, 5, -0.5, 0.5)};
+    double *G = ref_drand(n, 6, -1, 1), *gi = ref_dalloc(n), *gwi = ref_dalloc(3 * E * E),
+           *gbi = ref_dalloc(3 * E);
+    double *gwo = ref_dalloc(E * E), *gbo = ref_dalloc(E);
     ref_mha_backward(gi, gwi, gbi, gwo, gbo, G, x.inp, x.w_in, x.b_in, x.w_out, c.B, c.T, c.E, c.H);
     ref_expect_gradcheck_fwd("mha dinp", mha_fwd, &x, n, G, x.inp, n, gi, NULL, GC_TOL);
     ref_expect_gradcheck_fwd("mha dw_in", mha_fwd, &x, n, G, x.w_in, 3 * E * E, gwi, NULL, GC_TOL);
@@ -976,35 +998,40 @@ START_TEST(mha_vs_reference) {
     MhaCase c = mha_cases[_i];
     SpMHA s = {c.B, c.T, c.E, c.H};
     size_t n = (size_t)c.B * c.T * c.E, E = (size_t)c.E;
-    float *inp = frand(n, 10, -1, 1), *w_in = frand(3 * E * E, 11, -0.8, 0.8);
-    float *b_in = frand(3 * E, 12, -0.5, 0.5), *w_out = frand(E * E, 13, -0.8, 0.8);
-    float *b_out = frand(E, 14, -0.5, 0.5), *dout = frand(n, 15, -1, 1), *out = fa(n);
-    float *cache = fa(mha_cache_floats(&s)), *work = fa(mha_work_floats(&s));
-    double *di = dcopy(inp, n), *dwi = dcopy(w_in, 3 * E * E), *dbi = dcopy(b_in, 3 * E);
-    double *dwo = dcopy(w_out, E * E), *dbo = dcopy(b_out, E), *ddout = dcopy(dout, n), *rout = da(n);
+    float *inp = ref_frand(n, 10, -1, 1), *w_in = ref_frand(3 * E * E, 11, -0.8, 0.8);
+    float *b_in = ref_frand(3 * E, 12, -0.5, 0.5), *w_out = ref_frand(E * E, 13, -0.8, 0.8);
+    float *b_out = ref_frand(E, 14, -0.5, 0.5), *dout = ref_frand(n, 15, -1, 1),
+          *out = ref_falloc(n);
+    float *cache = ref_falloc(mha_cache_floats(&s)), *work = ref_falloc(mha_work_floats(&s));
+    double *di = ref_dcopy(inp, n), *dwi = ref_dcopy(w_in, 3 * E * E),
+           *dbi = ref_dcopy(b_in, 3 * E);
+    double *dwo = ref_dcopy(w_out, E * E), *dbo = ref_dcopy(b_out, E), *ddout = ref_dcopy(dout, n),
+           *rout = ref_dalloc(n);
     for (size_t i = 0; i < n; i++) out[i] = NAN;
     mha_forward(out, cache, inp, w_in, b_in, w_out, b_out, &s, work);
     ref_mha_forward(rout, di, dwi, dbi, dwo, dbo, c.B, c.T, c.E, c.H);
     ref_expect_close("mha out", out, rout, n, 1e-5, 1e-6 * sp_max_abs_d(rout, n));
-    double *rgi = da(n), *rgwi = da(3 * E * E), *rgbi = da(3 * E), *rgwo = da(E * E), *rgbo = da(E);
+    double *rgi = ref_dalloc(n), *rgwi = ref_dalloc(3 * E * E), *rgbi = ref_dalloc(3 * E),
+           *rgwo = ref_dalloc(E * E), *rgbo = ref_dalloc(E);
     ref_mha_backward(rgi, rgwi, rgbi, rgwo, rgbo, ddout, di, dwi, dbi, dwo, c.B, c.T, c.E, c.H);
     float *g0[5], *g[5];
     const size_t sz[5] = {n, 3 * E * E, 3 * E, E * E, E};
     const double *rg[5] = {rgi, rgwi, rgbi, rgwo, rgbo};
     const char *nm[5] = {"mha dinp", "mha dw_in", "mha db_in", "mha dw_out", "mha db_out"};
     for (int k = 0; k < 5; k++) {
-        g0[k] = frand(sz[k], 20 + k, -1, 1);
-        g[k] = fa(sz[k]);
+        g0[k] = ref_frand(sz[k], 20 + k, -1, 1);
+        g[k] = ref_falloc(sz[k]);
         memcpy(g[k], g0[k], sz[k] * sizeof(float));
     }
     for (int rep = 1; rep <= 2; rep++) {
         mha_backward(g[0], g[1], g[2], g[3], g[4], dout, inp, cache, w_in, w_out, &s, work);
-        for (int k = 0; k < 5; k++) expect_accum(nm[k], g[k], g0[k], rg[k], sz[k], rep, 1e-4, 1e-5);
+        for (int k = 0; k < 5; k++)
+            ref_expect_accum(nm[k], g[k], g0[k], rg[k], sz[k], rep, 1e-4, 1e-5);
     }
     /* NULL dinp */
     memcpy(g[1], g0[1], sz[1] * sizeof(float));
     mha_backward(NULL, g[1], NULL, NULL, NULL, dout, inp, cache, w_in, w_out, &s, work);
-    expect_accum("mha dw_in (others NULL)", g[1], g0[1], rg[1], sz[1], 1, 1e-4, 1e-5);
+    ref_expect_accum("mha dw_in (others NULL)", g[1], g0[1], rg[1], sz[1], 1, 1e-4, 1e-5);
     for (int k = 0; k < 5; k++) { free(g0[k]); free(g[k]); }
     free(inp); free(w_in); free(b_in); free(w_out); free(b_out); free(dout); free(out); free(cache);
     free(work); free(di); free(dwi); free(dbi); free(dwo); free(dbo); free(ddout); free(rout);
@@ -1017,14 +1044,16 @@ START_TEST(mha_determinism) {
     SpMHA s = {c.B, c.T, c.E, c.H};
     size_t n = (size_t)c.B * c.T * c.E, E = (size_t)c.E;
     use_threads(2);
-    float *inp = frand(n, 80, -1, 1), *w_in = frand(3 * E * E, 81, -0.5, 0.5);
-    float *b_in = frand(3 * E, 82, -0.5, 0.5), *w_out = frand(E * E, 83, -0.5, 0.5);
-    float *b_out = frand(E, 84, -0.5, 0.5), *dout = frand(n, 85, -1, 1);
-    float *cache = fa(mha_cache_floats(&s)), *work = fa(mha_work_floats(&s));
+    float *inp = ref_frand(n, 80, -1, 1), *w_in = ref_frand(3 * E * E, 81, -0.5, 0.5);
+    float *b_in = ref_frand(3 * E, 82, -0.5, 0.5), *w_out = ref_frand(E * E, 83, -0.5, 0.5);
+    float *b_out = ref_frand(E, 84, -0.5, 0.5), *dout = ref_frand(n, 85, -1, 1);
+    float *cache = ref_falloc(mha_cache_floats(&s)), *work = ref_falloc(mha_work_floats(&s));
     float *out[3], *gi[3], *gw[3];
     for (int r = 0; r < 3; r++) {
         use_threads(r < 2 ? 1 : 2);
-        out[r] = fa(n); gi[r] = fa(n); gw[r] = fa(3 * E * E);
+        out[r] = ref_falloc(n);
+        gi[r] = ref_falloc(n);
+        gw[r] = ref_falloc(3 * E * E);
         mha_forward(out[r], cache, inp, w_in, b_in, w_out, b_out, &s, work);
         mha_backward(gi[r], gw[r], NULL, NULL, NULL, dout, inp, cache, w_in, w_out, &s, work);
     }
@@ -1053,11 +1082,11 @@ static void l2_fwd(void *p, double *out) {
 START_TEST(l2norm_gradcheck) {
     int N = 4, D = 6;
     size_t n = (size_t)N * D;
-    L2Ctx x = {N, D, 1e-12, drand_(n, 1, -1, 1)};
+    L2Ctx x = {N, D, 1e-12, ref_drand(n, 1, -1, 1)};
     /* row 3 is tiny: below eps = 0.05 the denominator is the constant eps */
     for (int d = 0; d < D; d++) x.inp[3 * D + d] *= 1e-2;
     x.eps = 0.05;
-    double *G = drand_(n, 2, -1, 1), *g = da(n);
+    double *G = ref_drand(n, 2, -1, 1), *g = ref_dalloc(n);
     ref_l2norm_backward(g, G, x.inp, N, D, x.eps);
     ref_expect_gradcheck_fwd("l2norm dinp", l2_fwd, &x, n, G, x.inp, n, g, NULL, GC_TOL);
     free(x.inp); free(G); free(g);
@@ -1069,12 +1098,14 @@ START_TEST(l2norm_vs_reference) {
     for (int big = 0; big < 2; big++) {
         int N = big ? 600 : 5, D = big ? 128 : 7;
         size_t n = (size_t)N * D;
-        float *x = frand(n, 90, -1, 1), *y = fa(n), *norms = fa(N), *g = frand(n, 91, -1, 1);
+        float *x = ref_frand(n, 90, -1, 1), *y = ref_falloc(n), *norms = ref_falloc(N),
+              *g = ref_frand(n, 91, -1, 1);
         for (int d = 0; d < D; d++) x[D + d] *= 1e-3f;  /* row 1 below eps */
         float eps = 0.01f;
-        float *gi0 = frand(n, 92, -1, 1), *gi = fa(n);
+        float *gi0 = ref_frand(n, 92, -1, 1), *gi = ref_falloc(n);
         memcpy(gi, gi0, n * sizeof(float));
-        double *dx = dcopy(x, n), *dg = dcopy(g, n), *ry = da(n), *rg = da(n);
+        double *dx = ref_dcopy(x, n), *dg = ref_dcopy(g, n), *ry = ref_dalloc(n),
+               *rg = ref_dalloc(n);
         l2norm_forward(y, norms, x, N, D, eps);
         ref_l2norm_forward(ry, dx, N, D, (double)eps);
         ref_expect_close("l2norm out", y, ry, n, 1e-5, 1e-7);
@@ -1083,7 +1114,7 @@ START_TEST(l2norm_vs_reference) {
         for (int rep = 1; rep <= 2; rep++) {
             l2norm_backward(gi, g, x, norms, N, D, eps);
             if (rep == 1) ref_l2norm_backward(rg, dg, dx, N, D, (double)eps);
-            expect_accum("l2norm dinp", gi, gi0, rg, n, rep, 1e-5, 1e-6);
+            ref_expect_accum("l2norm dinp", gi, gi0, rg, n, rep, 1e-5, 1e-6);
         }
         free(x); free(y); free(norms); free(g); free(gi0); free(gi); free(dx); free(dg); free(ry);
         free(rg);

@@ -19,44 +19,6 @@
 
 #define GC_TOL 1e-7
 
-static float *fa(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *da(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof(double));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *dcopy(const float *x, size_t n) {
-    double *d = da(n);
-    ref_to_double(d, x, n);
-    return d;
-}
-
-static float *frand(size_t n, unsigned long long seed, double lo, double hi) {
-    float *p = fa(n);
-    sp_fill_uniform_f(p, n, seed, lo, hi);
-    return p;
-}
-
-static double *drand_(size_t n, unsigned long long seed, double lo, double hi) {
-    double *p = da(n);
-    sp_fill_uniform_d(p, n, seed, lo, hi);
-    return p;
-}
-
-static void expect_accum(const char *name, const float *got, const float *init, const double *ref,
-                         size_t n, double k, double rtol, double atol_rel) {
-    double *want = da(n);
-    for (size_t i = 0; i < n; i++) want[i] = (double)init[i] + k * ref[i];
-    ref_expect_close(name, got, want, n, rtol, atol_rel * (sp_max_abs_d(ref, n) + sp_max_abs_f(init, n)));
-    free(want);
-}
-
 static void expect_loss(const char *name, double got, double ref, double rtol) {
     ck_assert_msg(fabs(got - ref) <= rtol * fabs(ref) + 1e-12 && isfinite(got),
                   "%s: got %.12g, reference %.12g", name, got, ref);
@@ -92,8 +54,8 @@ static double ce_loss(void *p) {
 START_TEST(cross_entropy_gradcheck) {
     const int N = 6, C = 5;
     const int labels[6] = {0, 4, -1, 2, 2, 1};
-    CeCtx x = {N, C, labels, drand_((size_t)N * C, 1, -3, 3)};
-    double *g = da((size_t)N * C);
+    CeCtx x = {N, C, labels, ref_drand((size_t)N * C, 1, -3, 3)};
+    double *g = ref_dalloc((size_t)N * C);
     ref_cross_entropy(g, x.logits, labels, N, C, 1.0);
     ref_expect_gradcheck("cross_entropy dlogits", ce_loss, &x, x.logits, (size_t)N * C, g, NULL, GC_TOL);
     free(x.logits);
@@ -106,9 +68,9 @@ START_TEST(cross_entropy_vs_reference) {
     size_t n = (size_t)N * C;
     int *labels = malloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) labels[i] = i % 11 == 3 ? -1 : (i * 5) % C;
-    float *logits = frand(n, 2, -8, 8), *g0 = frand(n, 3, -1, 1), *g = fa(n);
+    float *logits = ref_frand(n, 2, -8, 8), *g0 = ref_frand(n, 3, -1, 1), *g = ref_falloc(n);
     memcpy(g, g0, n * sizeof(float));
-    double *dl = dcopy(logits, n), *rg = da(n);
+    double *dl = ref_dcopy(logits, n), *rg = ref_dalloc(n);
     double rloss = ref_cross_entropy(rg, dl, labels, N, C, 0.5);
     int nc = -1, rnc = 0, nv = 0;
     for (int i = 0; i < N; i++) {
@@ -121,7 +83,7 @@ START_TEST(cross_entropy_vs_reference) {
     for (int rep = 1; rep <= 2; rep++) {
         double loss = cross_entropy_loss(g, logits, labels, N, C, 0.5f, &nc);
         expect_loss("ce loss", loss, rloss, 1e-6);
-        expect_accum("ce dlogits", g, g0, rg, n, rep, 1e-5, 1e-6);
+        ref_expect_accum("ce dlogits", g, g0, rg, n, rep, 1e-5, 1e-6);
     }
     ck_assert_int_eq(nc, rnc);
     ck_assert_int_gt(nc, 0);
@@ -171,9 +133,9 @@ static const double bce_params[][2] = {{0, -1}, {2, 0.25}, {2, -1}, {0.5, 0.75},
 
 START_TEST(bce_gradcheck) {
     const int N = 12;
-    BceCtx x = {N, bce_params[_i][0], bce_params[_i][1], drand_(N, 1, -4, 4), da(N)};
+    BceCtx x = {N, bce_params[_i][0], bce_params[_i][1], ref_drand(N, 1, -4, 4), ref_dalloc(N)};
     for (int i = 0; i < N; i++) x.targets[i] = i % 3 == 0 ? 1.0 : i % 3 == 1 ? 0.0 : 0.3;
-    double *g = da(N);
+    double *g = ref_dalloc(N);
     ref_bce_logits(g, x.logits, x.targets, N, x.gamma, x.alpha, 1.0);
     ref_expect_gradcheck("bce dlogits", bce_loss, &x, x.logits, N, g, NULL, GC_TOL);
     free(x.logits); free(x.targets); free(g);
@@ -183,20 +145,21 @@ END_TEST
 START_TEST(bce_vs_reference) {
     const int N = 257;
     float gamma = (float)bce_params[_i][0], alpha = (float)bce_params[_i][1];
-    float *logits = frand(N, 5, -12, 12), *targets = fa(N), *g0 = frand(N, 6, -1, 1), *g = fa(N);
+    float *logits = ref_frand(N, 5, -12, 12), *targets = ref_falloc(N),
+          *g0 = ref_frand(N, 6, -1, 1), *g = ref_falloc(N);
     for (int i = 0; i < N; i++) targets[i] = (float)((i * 7) % 3 == 0);
     targets[5] = 0.25f;  /* a soft target */
     logits[7] = 0.0f;    /* a logit of exactly 0 predicts 0 */
     targets[7] = 1.0f;
     memcpy(g, g0, N * sizeof(float));
-    double *dl = dcopy(logits, N), *dt = dcopy(targets, N), *rg = da(N);
+    double *dl = ref_dcopy(logits, N), *dt = ref_dcopy(targets, N), *rg = ref_dalloc(N);
     double rloss = ref_bce_logits(rg, dl, dt, N, (double)gamma, (double)alpha, 2.0);
     int rnc = 0, nc = -1;
     for (int i = 0; i < N; i++) rnc += (logits[i] > 0) == (targets[i] > 0.5f);
     for (int rep = 1; rep <= 2; rep++) {
         double loss = bce_logits_loss(g, logits, targets, N, gamma, alpha, 2.0f, &nc);
         expect_loss("bce loss", loss, rloss, 1e-9);
-        expect_accum("bce dlogits", g, g0, rg, N, rep, 1e-5, 1e-7);
+        ref_expect_accum("bce dlogits", g, g0, rg, N, rep, 1e-5, 1e-7);
     }
     ck_assert_int_eq(nc, rnc);
     free(logits); free(targets); free(g0); free(g); free(dl); free(dt); free(rg);
@@ -236,9 +199,14 @@ static double nce_loss(void *p) {
 
 START_TEST(infonce_gradcheck) {
     const int B = 3, D = 5, Q = 7;
-    NceCtx x = {B, D, Q, 0.2, drand_((size_t)B * D, 1, -1, 1), drand_((size_t)B * D, 2, -1, 1),
-                drand_((size_t)D * Q, 3, -1, 1)};
-    double *g = da((size_t)B * D);
+    NceCtx x = {B,
+                D,
+                Q,
+                0.2,
+                ref_drand((size_t)B * D, 1, -1, 1),
+                ref_drand((size_t)B * D, 2, -1, 1),
+                ref_drand((size_t)D * Q, 3, -1, 1)};
+    double *g = ref_dalloc((size_t)B * D);
     ref_infonce(g, x.q, x.k, x.queue, B, D, Q, x.T, 1.0);
     ref_expect_gradcheck("infonce dq", nce_loss, &x, x.q, (size_t)B * D, g, NULL, GC_TOL);
     free(x.q); free(x.k); free(x.queue); free(g);
@@ -254,22 +222,24 @@ START_TEST(infonce_vs_reference) {
     sp_blas_init(0);
     int B = (int)nce_cases[_i][0], D = (int)nce_cases[_i][1], Q = (int)nce_cases[_i][2];
     float T = (float)nce_cases[_i][3];
-    float *q = fa((size_t)B * D), *k = fa((size_t)B * D), *keys = fa((size_t)Q * D + 1);
+    float *q = ref_falloc((size_t)B * D), *k = ref_falloc((size_t)B * D),
+          *keys = ref_falloc((size_t)Q * D + 1);
     unit_rows(q, B, D, 1);
     unit_rows(k, B, D, 2);
     unit_rows(keys, Q, D, 3);
     /* make half the positives close to their query so both branches matter */
     for (int i = 0; i < B; i += 2)
         for (int d = 0; d < D; d++) k[(size_t)i * D + d] = 0.8f * q[(size_t)i * D + d] + 0.2f * k[(size_t)i * D + d];
-    float *queue = fa((size_t)D * Q + 1);  /* (D, Q): column j = key j */
+    float *queue = ref_falloc((size_t)D * Q + 1); /* (D, Q): column j = key j */
     for (int j = 0; j < Q; j++)
         for (int d = 0; d < D; d++) queue[(size_t)d * Q + j] = keys[(size_t)j * D + d];
-    float *work = fa(infonce_work_floats(B, Q));
+    float *work = ref_falloc(infonce_work_floats(B, Q));
     for (size_t i = 0; i < infonce_work_floats(B, Q); i++) work[i] = NAN;
-    float *g0 = frand((size_t)B * D, 4, -1, 1), *g = fa((size_t)B * D);
+    float *g0 = ref_frand((size_t)B * D, 4, -1, 1), *g = ref_falloc((size_t)B * D);
     memcpy(g, g0, sizeof(float) * B * D);
-    double *dq = dcopy(q, (size_t)B * D), *dk = dcopy(k, (size_t)B * D), *dqu = dcopy(queue, (size_t)D * Q);
-    double *rg = da((size_t)B * D);
+    double *dq = ref_dcopy(q, (size_t)B * D), *dk = ref_dcopy(k, (size_t)B * D),
+           *dqu = ref_dcopy(queue, (size_t)D * Q);
+    double *rg = ref_dalloc((size_t)B * D);
     double rloss = ref_infonce(rg, dq, dk, dqu, B, D, Q, (double)T, 0.5);
     int rnc = 0;
     for (int i = 0; i < B; i++) {
@@ -286,7 +256,7 @@ START_TEST(infonce_vs_reference) {
     for (int rep = 1; rep <= 2; rep++) {
         double loss = infonce_loss(g, q, k, queue, B, D, Q, T, 0.5f, &nc, work);
         expect_loss("infonce loss", loss, rloss, 1e-5);
-        expect_accum("infonce dq", g, g0, rg, (size_t)B * D, rep, 1e-4, 1e-5);
+        ref_expect_accum("infonce dq", g, g0, rg, (size_t)B * D, rep, 1e-4, 1e-5);
     }
     ck_assert_int_eq(nc, rnc);
     /* loss only (dq NULL) gives the same value */
@@ -322,8 +292,9 @@ START_TEST(infonce_chance_level) {
      * with T = 1 that is ln(Q+1) + 0.004. */
     sp_blas_init(0);
     const int B = 512, D = 128, Q = 1000;
-    float *q = fa((size_t)B * D), *k = fa((size_t)B * D), *keys = fa((size_t)Q * D);
-    float *queue = fa((size_t)D * Q), *work = fa(infonce_work_floats(B, Q));
+    float *q = ref_falloc((size_t)B * D), *k = ref_falloc((size_t)B * D),
+          *keys = ref_falloc((size_t)Q * D);
+    float *queue = ref_falloc((size_t)D * Q), *work = ref_falloc(infonce_work_floats(B, Q));
     unit_rows(q, B, D, 11);
     unit_rows(k, B, D, 12);
     unit_rows(keys, Q, D, 13);
@@ -341,15 +312,16 @@ END_TEST
 
 START_TEST(infonce_determinism) {
     const int B = 37, D = 16, Q = 61;
-    float *q = frand((size_t)B * D, 21, -1, 1), *k = frand((size_t)B * D, 22, -1, 1);
-    float *queue = frand((size_t)D * Q, 23, -1, 1), *work = fa(infonce_work_floats(B, Q));
+    float *q = ref_frand((size_t)B * D, 21, -1, 1), *k = ref_frand((size_t)B * D, 22, -1, 1);
+    float *queue = ref_frand((size_t)D * Q, 23, -1, 1),
+          *work = ref_falloc(infonce_work_floats(B, Q));
     float *g[3];
     double loss[3];
     int nc[3];
     for (int r = 0; r < 3; r++) {
         omp_set_num_threads(r < 2 ? 1 : 2);
         sp_blas_init(r < 2 ? 1 : 2);
-        g[r] = fa((size_t)B * D);
+        g[r] = ref_falloc((size_t)B * D);
         loss[r] = infonce_loss(g[r], q, k, queue, B, D, Q, 0.1f, 1.0f, &nc[r], work);
     }
     ck_assert(loss[0] == loss[1] && memcmp(g[0], g[1], sizeof(float) * B * D) == 0);

@@ -71,13 +71,7 @@ static const char TINY_CFG[] =
     "sweep = { labels_per_class = [2]; seeds = 1; methods = [\"probe\", \"knn\"]; };\n";
 
 static int fixture_run(const char *what, const char *const *argv) {
-    SpfResult r;
-    spf_run(&r, argv, NULL);
-    int ok = r.status == 0;
-    if (!ok)
-        snprintf(fx.why, sizeof fx.why, "fixture step '%s' failed: %s", what, spf_describe(&r));
-    spf_free(&r);
-    return ok;
+    return spf_run_ok(what, argv, fx.why, sizeof fx.why);
 }
 
 static void fixture_setup(void) {

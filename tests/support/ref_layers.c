@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sp_test.h"
+
 static void *ref_alloc(size_t n) {
     void *p = calloc(n ? n : 1, 1);
     if (!p) abort();
@@ -26,6 +28,46 @@ void ref_to_double(double *dst, const float *src, size_t n) {
 
 void ref_to_float(float *dst, const double *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
+/* ------------------------------------------------------------ test buffers */
+float *ref_falloc(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+double *ref_dalloc(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof(double));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+double *ref_dcopy(const float *x, size_t n) {
+    double *d = ref_dalloc(n);
+    ref_to_double(d, x, n);
+    return d;
+}
+
+float *ref_frand(size_t n, unsigned long long seed, double lo, double hi) {
+    float *p = ref_falloc(n);
+    sp_fill_uniform_f(p, n, seed, lo, hi);
+    return p;
+}
+
+double *ref_drand(size_t n, unsigned long long seed, double lo, double hi) {
+    double *p = ref_dalloc(n);
+    sp_fill_uniform_d(p, n, seed, lo, hi);
+    return p;
+}
+
+void ref_expect_accum(const char *name, const float *got, const float *init, const double *ref,
+                      size_t n, double k, double rtol, double atol_rel) {
+    double *want = ref_dalloc(n);
+    for (size_t i = 0; i < n; i++) want[i] = (double)init[i] + k * ref[i];
+    double atol = atol_rel * (sp_max_abs_d(ref, n) + sp_max_abs_f(init, n));
+    ref_expect_close(name, got, want, n, rtol, atol);
+    free(want);
 }
 
 /* ------------------------------------------------------------------ conv1d */

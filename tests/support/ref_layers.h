@@ -131,4 +131,19 @@ double ref_dot(const double *a, const double *b, size_t n);
 void ref_to_double(double *dst, const float *src, size_t n);
 void ref_to_float(float *dst, const double *src, size_t n);
 
+/* Test buffers (Check-assert on allocation failure; n == 0 gives a valid
+ * 1-element buffer; caller frees): zeroed float / double arrays, a double
+ * copy of a float array, and arrays of reproducible values in [lo, hi)
+ * (sp_fill_uniform_f / _d). */
+float *ref_falloc(size_t n);
+double *ref_dalloc(size_t n);
+double *ref_dcopy(const float *x, size_t n);
+float *ref_frand(size_t n, unsigned long long seed, double lo, double hi);
+double *ref_drand(size_t n, unsigned long long seed, double lo, double hi);
+
+/* A gradient accumulated k times from init: got == init + k * ref, with
+ * ref_expect_close(rtol, atol = atol_rel * (max|ref| + max|init|)). */
+void ref_expect_accum(const char *name, const float *got, const float *init, const double *ref,
+                      size_t n, double k, double rtol, double atol_rel);
+
 #endif

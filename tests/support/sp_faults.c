@@ -260,6 +260,15 @@ const char *spf_describe(const SpfResult *r) {
     return buf;
 }
 
+int spf_run_ok(const char *what, const char *const *argv, char *why, size_t n) {
+    SpfResult r;
+    spf_run(&r, argv, NULL);
+    int ok = r.status == 0;
+    if (!ok) snprintf(why, n, "fixture step '%s' failed: %s", what, spf_describe(&r));
+    spf_free(&r);
+    return ok;
+}
+
 const char *spf_bad_trace(const char *err) {
     static const char *bad[] = {"HDF5-DIAG",         "#000:",           "#001:",
                                 "AddressSanitizer",  "LeakSanitizer",   "runtime error:",

@@ -45,6 +45,10 @@ void spf_free(SpfResult *r);
  * (static buffer, overwritten by the next call). */
 const char *spf_describe(const SpfResult *r);
 
+/* Run argv without faults (a fixture step): 1 if it exited 0; else 0, with
+ * "fixture step '<what>' failed: <spf_describe>" written into why (n bytes). */
+int spf_run_ok(const char *what, const char *const *argv, char *why, size_t n);
+
 /* Traces of a crash or of leaked library diagnostics in stderr: a sanitizer
  * report, HDF5's error stack ("HDF5-DIAG", "#000:"), glibc's abort texts.
  * Returns the offending text, or NULL when clean. */

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sp_error.h"
 #include "sp_log.h"
 #include "sp_rng.h"
 
@@ -94,6 +96,24 @@ const char *sp_tmpdir(void) {
         }
     }
     return g_tmpdir;
+}
+
+const char *sp_tmp_path(const char *name) {
+    static char buf[4][1024];
+    static int k = 0;
+    k = (k + 1) & 3;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", sp_tmpdir(), name);
+    return buf[k];
+}
+
+int sp_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+void sp_expect_error_msg(const char *needle) {
+    ck_assert_msg(strstr(sp_error_message(), needle) != NULL, "message '%s' lacks '%s'",
+                  sp_error_message(), needle);
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {

@@ -27,6 +27,12 @@ const char *sp_fixture(const char *name);
 /* A fresh temporary directory for this test (removed by sp_tmpdir_cleanup). */
 const char *sp_tmpdir(void);
 void sp_tmpdir_cleanup(void);
+/* sp_tmpdir() "/" name (static buffer, rotating 4). */
+const char *sp_tmp_path(const char *name);
+/* 1 if path exists (stat succeeds), else 0. */
+int sp_file_exists(const char *path);
+/* Check-assert that the last error message (sp_error_message) contains needle. */
+void sp_expect_error_msg(const char *needle);
 /* Run the specssl CLI with argv (NULL-terminated), capture stdout+stderr into
  * out (up to n bytes). Returns the exit status (or 128+signal). */
 int sp_run_cli(char *out, size_t n, const char *const *argv);
