@@ -217,7 +217,7 @@ static SpStatus describe_labels(hid_t f, const char *path) {
         if (lab[i] == -1) unl++;
         if (lab[i] < -1) bad++;
     }
-    int ncls = maxl + 1 > nnames ? maxl + 1 : nnames;
+    int64_t ncls = (int64_t)maxl + 1 > nnames ? (int64_t)maxl + 1 : nnames;
     if (ncls > 100000) {
         printf("labels: largest label %d, too many classes to list\n", maxl);
         ncls = 0;
@@ -230,7 +230,7 @@ static SpStatus describe_labels(hid_t f, const char *path) {
     }
     for (size_t i = 0; i < n; i++)
         if (lab[i] >= 0 && lab[i] < ncls) counts[lab[i]]++;
-    printf("classes: %d (labelled %zu of %zu, unlabelled %zu)%s\n", ncls, n - unl - bad, n, unl,
+    printf("classes: %lld (labelled %zu of %zu, unlabelled %zu)%s\n", (long long)ncls, n - unl - bad, n, unl,
            nnames ? "" : "  [no class_names attribute]");
     if (bad) printf("  warning: %zu labels below -1 (invalid)\n", bad);
     for (int c = 0; c < ncls; c++)
