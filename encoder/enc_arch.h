@@ -161,4 +161,13 @@ void enc_relu_inplace(float *y, int B, size_t per);
 /* d = (y > 0) ? d : 0: ReLU backward from the ReLU output. */
 void enc_relu_mask(float *d, const float *y, int B, size_t per);
 
+/* Patch input of the sequence encoders (lstm, transformer): x (B, L) ->
+ * xp (B, TP), TP >= L: each spectrum standardised over its L points
+ * (ln != 0: two-pass mean / variance in double, eps added to the variance)
+ * or copied, then zero-padded to TP. No gradient flows to the input. */
+void enc_patchify(float *xp, const float *x, int B, int L, int TP, int ln, float eps);
+
+/* free_impl for archs whose spec is one plain allocation. */
+void enc_free_impl(SpEncoder *e);
+
 #endif

@@ -102,11 +102,6 @@ static SpStatus fcnn_create(SpEncoder *e, const SpConfig *cfg) {
     return SP_OK;
 }
 
-static void fcnn_free_impl(SpEncoder *e) {
-    free(e->impl);
-    e->impl = NULL;
-}
-
 static void fcnn_init(SpEncoder *e, SpRng *rng) {
     const Fcnn *s = e->impl;
     SpParams *p = &e->params;
@@ -259,5 +254,5 @@ const SpEncArch sp_enc_arch_fcnn = {
     .forward = fcnn_forward,
     .backward = fcnn_backward,
     .flops = fcnn_flops,
-    .free_impl = fcnn_free_impl,
+    .free_impl = enc_free_impl,
 };

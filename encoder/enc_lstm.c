@@ -117,11 +117,6 @@ static SpStatus lstm_create(SpEncoder *e, const SpConfig *cfg) {
     return SP_OK;
 }
 
-static void lstm_free_impl(SpEncoder *e) {
-    free(e->impl);
-    e->impl = NULL;
-}
-
 static void lstm_init(SpEncoder *e, SpRng *rng) {
     const Lstm *s = e->impl;
     SpParams *p = &e->params;
@@ -233,28 +228,6 @@ static void lstm_act_free(SpEncAct *a) {
     a->impl = NULL;
 }
 
-/* xp (B, T*P): each spectrum standardised over its L points (two-pass,
- * double, eps 1e-5) or copied, then zero-padded to T*P. No gradient flows to
- * the input, so nothing is saved. */
-static void patchify(float *xp, const float *x, int B, int L, int TP, int ln) {
-#pragma omp parallel for schedule(static) if ((size_t)B * TP >= PAR_MIN)
-    for (int b = 0; b < B; b++) {
-        const float *xb = x + (size_t)b * L;
-        float *y = xp + (size_t)b * TP;
-        if (ln) {
-            double m = 0.0, v = 0.0;
-            for (int l = 0; l < L; l++) m += (double)xb[l];
-            m /= L;
-            for (int l = 0; l < L; l++) v += ((double)xb[l] - m) * ((double)xb[l] - m);
-            const float mf = (float)m, r = (float)(1.0 / sqrt(v / L + (double)LN_EPS));
-            for (int l = 0; l < L; l++) y[l] = (xb[l] - mf) * r;
-        } else {
-            memcpy(y, xb, (size_t)L * sizeof(float));
-        }
-        for (int l = L; l < TP; l++) y[l] = 0.0f;
-    }
-}
-
 static void lstm_forward_enc(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                              float *feat) {
     (void)mode; /* no BatchNorm, no dropout */
@@ -263,7 +236,7 @@ static void lstm_forward_enc(SpEncoder *e, SpEncAct *a, const float *x, int B, i
     const SpParams *p = &e->params;
     const int T = t->T, H = s->H, BT = B * T;
 #define D(i) sp_params_data(p, i)
-    patchify(t->xp, x, B, t->L, T * s->P, s->ln_in);
+    enc_patchify(t->xp, x, B, t->L, T * s->P, s->ln_in, LN_EPS);
     linear_forward(t->emb, t->xp, D(s->i_pw), D(s->i_pb), BT, s->P, s->E);
     layernorm_forward(t->u, t->em, t->er, t->emb, D(s->i_ew), D(s->i_eb), BT, s->E, LN_EPS);
     enc_relu_inplace(t->u, BT, (size_t)s->E);
@@ -346,5 +319,5 @@ const SpEncArch sp_enc_arch_lstm = {
     .forward = lstm_forward_enc,
     .backward = lstm_backward_enc,
     .flops = lstm_enc_flops,
-    .free_impl = lstm_free_impl,
+    .free_impl = enc_free_impl,
 };

@@ -116,11 +116,6 @@ fail:
     return rc;
 }
 
-static void rn_free_impl(SpEncoder *e) {
-    free(e->impl);
-    e->impl = NULL;
-}
-
 static void rn_init(SpEncoder *e, SpRng *rng) {
     const Resnet *r = e->impl;
     enc_conv_init(&r->stem, &e->params, rng);
@@ -332,5 +327,5 @@ const SpEncArch sp_enc_arch_resnet1d = {
     .forward = rn_forward,
     .backward = rn_backward,
     .flops = rn_flops,
-    .free_impl = rn_free_impl,
+    .free_impl = enc_free_impl,
 };

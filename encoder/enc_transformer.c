@@ -129,11 +129,6 @@ static SpStatus tf_create(SpEncoder *e, const SpConfig *cfg) {
     return SP_OK;
 }
 
-static void tf_free_impl(SpEncoder *e) {
-    free(e->impl);
-    e->impl = NULL;
-}
-
 static void tf_init(SpEncoder *e, SpRng *rng) {
     const Tf *s = e->impl;
     SpParams *p = &e->params;
@@ -277,26 +272,6 @@ static void tf_act_free(SpEncAct *a) {
     a->impl = NULL;
 }
 
-/* xp (B, T*P): standardised (or copied) spectra, zero-padded. */
-static void patchify(float *xp, const float *x, int B, int L, int TP, int ln) {
-#pragma omp parallel for schedule(static) if ((size_t)B * TP >= PAR_MIN)
-    for (int b = 0; b < B; b++) {
-        const float *xb = x + (size_t)b * L;
-        float *y = xp + (size_t)b * TP;
-        if (ln) {
-            double m = 0.0, v = 0.0;
-            for (int l = 0; l < L; l++) m += (double)xb[l];
-            m /= L;
-            for (int l = 0; l < L; l++) v += ((double)xb[l] - m) * ((double)xb[l] - m);
-            const float mf = (float)m, r = (float)(1.0 / sqrt(v / L + (double)LN_EPS));
-            for (int l = 0; l < L; l++) y[l] = (xb[l] - mf) * r;
-        } else {
-            memcpy(y, xb, (size_t)L * sizeof(float));
-        }
-        for (int l = L; l < TP; l++) y[l] = 0.0f;
-    }
-}
-
 /* out = a + b over B samples of per floats */
 static void add2(float *out, const float *a, const float *b, int B, size_t per) {
 #pragma omp parallel for schedule(static) if ((size_t)B * per >= PAR_MIN)
@@ -315,7 +290,7 @@ static void tf_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mod
     const size_t Td = (size_t)T * d;
     t->mha.B = B;
 #define D(i) sp_params_data(p, i)
-    patchify(t->xp, x, B, t->L, T * s->P, s->ln_in);
+    enc_patchify(t->xp, x, B, t->L, T * s->P, s->ln_in, LN_EPS);
     linear_forward(t->X[0], t->xp, D(s->i_pw), D(s->i_pb), BT, s->P, d);
 #pragma omp parallel for schedule(static) if ((size_t)B * Td >= PAR_MIN)
     for (int b = 0; b < B; b++) {
@@ -404,5 +379,5 @@ const SpEncArch sp_enc_arch_transformer = {
     .forward = tf_forward,
     .backward = tf_backward,
     .flops = tf_flops,
-    .free_impl = tf_free_impl,
+    .free_impl = enc_free_impl,
 };

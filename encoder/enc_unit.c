@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "enc_arch.h"
@@ -134,4 +135,32 @@ void enc_relu_mask(float *d, const float *y, int B, size_t per) {
         for (size_t i = 0; i < per; i++)
             if (!(y_b[i] > 0.0f)) d_b[i] = 0.0f;
     }
+}
+
+/* Elementwise loops below this many floats run serially: an OpenMP region
+ * costs more than the work (tiny shapes, oversubscribed cores). */
+#define ENC_PAR_MIN 32768
+
+void enc_patchify(float *xp, const float *x, int B, int L, int TP, int ln, float eps) {
+#pragma omp parallel for schedule(static) if ((size_t)B * TP >= ENC_PAR_MIN)
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * L;
+        float *y = xp + (size_t)b * TP;
+        if (ln) {
+            double m = 0.0, v = 0.0;
+            for (int l = 0; l < L; l++) m += (double)xb[l];
+            m /= L;
+            for (int l = 0; l < L; l++) v += ((double)xb[l] - m) * ((double)xb[l] - m);
+            const float mf = (float)m, r = (float)(1.0 / sqrt(v / L + (double)eps));
+            for (int l = 0; l < L; l++) y[l] = (xb[l] - mf) * r;
+        } else {
+            memcpy(y, xb, (size_t)L * sizeof(float));
+        }
+        for (int l = L; l < TP; l++) y[l] = 0.0f;
+    }
+}
+
+void enc_free_impl(SpEncoder *e) {
+    free(e->impl);
+    e->impl = NULL;
 }
