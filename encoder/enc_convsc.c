@@ -29,12 +29,12 @@
 #include <string.h>
 
 #include "enc_arch.h"
+#include "enc_convsc_parts.h"
 #include "sp_layers.h"
 
 #define BN_EPS 1e-5f
 #define BN_MOM 0.1f
 #define LN_EPS 1e-5f
-#define CAM_MAX_C 512   /* channel-attention rows kept on the stack */
 #define K1 5            /* conv1 kernel width (stride 2) */
 
 static const SpCfgKey g_keys[] = {
@@ -59,146 +59,43 @@ void enc_convsc_config_register(void) {
     sp_config_register(g_keys, (int)(sizeof g_keys / sizeof g_keys[0]));
 }
 
-/* Tensor indices, in manifest order. */
-enum {
-    T_C1W, T_C1B, T_BN1W, T_BN1B, T_BN1RM, T_BN1RV, T_BN1NB,
-    T_C3W, T_C3B, T_BN3W, T_BN3B, T_BN3RM, T_BN3RV, T_BN3NB,
-    T_DCW, T_DCB, T_BN4W, T_BN4B, T_BN4RM, T_BN4RV, T_BN4NB,
-    T_EMW, T_EMB, T_LN1W, T_LN1B,
-    T_INW, T_INB, T_OUTW, T_OUTB,
-    T_GAM, T_LN2W, T_LN2B,
-    T_COUNT
-};
+/* Tensor indices: enc_convsc_parts.h. */
+enum { T_COUNT = T_CONVSC_COUNT };
 
 typedef struct {
-    int C1, C3, NB, T, H, S;
-    int gamma_one;
+    ConvscDims d;
     int idx[T_COUNT];
 } Convsc;
 
-typedef struct {
-    int L1, L2, L3, L4;
-} Lens;
-
-static Lens lens_of(int L) {
-    Lens n;
-    n.L1 = conv1d_out_len(L, 5, 2, 0);
-    n.L2 = n.L1 > 0 ? n.L1 / 2 : 0;
-    n.L3 = n.L2 >= 5 ? n.L2 - 4 : 0;
-    n.L4 = n.L3 / 2;
-    return n;
-}
-
 static int convsc_length_ok(const SpEncoder *e, int L) {
     (void)e;
-    if (L < 5) return 0;
-    Lens n = lens_of(L);
-    return n.L1 >= 1 && n.L2 >= 1 && n.L3 >= 1 && n.L4 >= 1;
+    return enc_convsc_length_ok(L);
 }
 
 static SpStatus convsc_create(SpEncoder *e, const SpConfig *cfg) {
     Convsc s;
     memset(&s, 0, sizeof s);
-    s.C1 = (int)sp_cfg_int(cfg, "encoder.convsc.conv1_channels");
-    s.C3 = (int)sp_cfg_int(cfg, "encoder.convsc.conv3_channels");
-    s.NB = (int)sp_cfg_int(cfg, "encoder.convsc.bins");
-    s.T = (int)sp_cfg_int(cfg, "encoder.convsc.embed_dim");
-    s.H = (int)sp_cfg_int(cfg, "encoder.convsc.heads");
-    s.S = (int)sp_cfg_int(cfg, "encoder.convsc.bn_splits");
-    s.gamma_one = strcmp(sp_cfg_str(cfg, "encoder.convsc.bn_gamma_init"), "one") == 0;
-    if (s.C3 % s.H != 0)
-        SP_FAIL(SP_ECONFIG,
-                "encoder.convsc.heads = %d does not divide encoder.convsc.conv3_channels = %d "
-                "(the attention embedding width)", s.H, s.C3);
-
-    SpParams *p = &e->params;
-    const SpTensorKind P = SP_TENSOR_PARAM, BF = SP_TENSOR_BUFFER;
-    int *ix = s.idx;
-    ix[T_C1W] = sp_params_add_dims(p, "conv1.0.weight", P, 3, s.C1, 1, 5);
-    ix[T_C1B] = sp_params_add_dims(p, "conv1.0.bias", P, 1, s.C1);
-    ix[T_BN1W] = sp_params_add_dims(p, "conv1.1.weight", P, 1, s.C1);
-    ix[T_BN1B] = sp_params_add_dims(p, "conv1.1.bias", P, 1, s.C1);
-    ix[T_BN1RM] = sp_params_add_dims(p, "conv1.1.running_mean", BF, 1, s.C1);
-    ix[T_BN1RV] = sp_params_add_dims(p, "conv1.1.running_var", BF, 1, s.C1);
-    ix[T_BN1NB] = sp_params_add_dims(p, "conv1.1.num_batches_tracked", BF, 0);
-    ix[T_C3W] = sp_params_add_dims(p, "conv3.0.weight", P, 3, s.C3, s.C1, 5);
-    ix[T_C3B] = sp_params_add_dims(p, "conv3.0.bias", P, 1, s.C3);
-    ix[T_BN3W] = sp_params_add_dims(p, "conv3.1.weight", P, 1, s.C3);
-    ix[T_BN3B] = sp_params_add_dims(p, "conv3.1.bias", P, 1, s.C3);
-    ix[T_BN3RM] = sp_params_add_dims(p, "conv3.1.running_mean", BF, 1, s.C3);
-    ix[T_BN3RV] = sp_params_add_dims(p, "conv3.1.running_var", BF, 1, s.C3);
-    ix[T_BN3NB] = sp_params_add_dims(p, "conv3.1.num_batches_tracked", BF, 0);
-    ix[T_DCW] = sp_params_add_dims(p, "dec_conv3.0.weight", P, 3, 1, s.C3, 1);
-    ix[T_DCB] = sp_params_add_dims(p, "dec_conv3.0.bias", P, 1, 1);
-    ix[T_BN4W] = sp_params_add_dims(p, "dec_conv3.1.weight", P, 1, 1);
-    ix[T_BN4B] = sp_params_add_dims(p, "dec_conv3.1.bias", P, 1, 1);
-    ix[T_BN4RM] = sp_params_add_dims(p, "dec_conv3.1.running_mean", BF, 1, 1);
-    ix[T_BN4RV] = sp_params_add_dims(p, "dec_conv3.1.running_var", BF, 1, 1);
-    ix[T_BN4NB] = sp_params_add_dims(p, "dec_conv3.1.num_batches_tracked", BF, 0);
-    ix[T_EMW] = sp_params_add_dims(p, "embeding.0.weight", P, 2, s.T, s.NB);
-    ix[T_EMB] = sp_params_add_dims(p, "embeding.0.bias", P, 1, s.T);
-    ix[T_LN1W] = sp_params_add_dims(p, "embeding.1.weight", P, 1, s.T);
-    ix[T_LN1B] = sp_params_add_dims(p, "embeding.1.bias", P, 1, s.T);
-    ix[T_INW] = sp_params_add_dims(p, "MultiHeadAttention.in_proj_weight", P, 2, 3 * s.C3, s.C3);
-    ix[T_INB] = sp_params_add_dims(p, "MultiHeadAttention.in_proj_bias", P, 1, 3 * s.C3);
-    ix[T_OUTW] = sp_params_add_dims(p, "MultiHeadAttention.out_proj.weight", P, 2, s.C3, s.C3);
-    ix[T_OUTB] = sp_params_add_dims(p, "MultiHeadAttention.out_proj.bias", P, 1, s.C3);
-    ix[T_GAM] = sp_params_add_dims(p, "C_Attention_F.gamma", P, 1, 1);
-    ix[T_LN2W] = sp_params_add_dims(p, "LayerNorm.weight", P, 1, s.T);
-    ix[T_LN2B] = sp_params_add_dims(p, "LayerNorm.bias", P, 1, s.T);
-    for (int i = 0; i < T_COUNT; i++)
-        if (ix[i] < 0) return sp_error_status();
+    SpStatus rc = enc_convsc_dims(&s.d, cfg, "convsc");
+    if (rc != SP_OK) return rc;
+    if ((rc = enc_convsc_declare(s.idx, &e->params, &s.d)) != SP_OK) return rc;
 
     Convsc *impl = sp_malloc(sizeof *impl, "convsc spec");
     if (!impl) return SP_ENOMEM;
     *impl = s;
     e->impl = impl;
-    e->feature_dim = s.T;
-    e->batch_multiple = s.S;
+    e->feature_dim = s.d.T;
+    e->batch_multiple = s.d.S;
     return SP_OK;
-}
-
-static void convsc_free_impl(SpEncoder *e) {
-    free(e->impl);
-    e->impl = NULL;
 }
 
 static void convsc_init(SpEncoder *e, SpRng *rng) {
     const Convsc *s = e->impl;
-    SpParams *p = &e->params;
-#define D(k) sp_params_data(p, s->idx[k])
-#define N(k) p->t[s->idx[k]].count
-    enc_fill_const(D(T_BN1RV), N(T_BN1RV), 1.0f);
-    enc_fill_const(D(T_BN3RV), N(T_BN3RV), 1.0f);
-    enc_fill_const(D(T_BN4RV), N(T_BN4RV), 1.0f);
-    if (!rng) return;
-    /* Reference §3.8, drawn in table order. */
-    enc_fill_normal(D(T_C1W), N(T_C1W), 0.05, rng);
-    enc_fill_uniform(D(T_C1B), N(T_C1B), 1.0 / sqrt(5.0), rng);
-    if (s->gamma_one) enc_fill_const(D(T_BN1W), N(T_BN1W), 1.0f);
-    else enc_fill_normal(D(T_BN1W), N(T_BN1W), 0.05, rng);
-    enc_fill_normal(D(T_C3W), N(T_C3W), 0.05, rng);
-    enc_fill_uniform(D(T_C3B), N(T_C3B), 1.0 / sqrt(5.0 * s->C1), rng);
-    if (s->gamma_one) enc_fill_const(D(T_BN3W), N(T_BN3W), 1.0f);
-    else enc_fill_normal(D(T_BN3W), N(T_BN3W), 0.05, rng);
-    enc_fill_normal(D(T_DCW), N(T_DCW), 0.05, rng);
-    enc_fill_uniform(D(T_DCB), N(T_DCB), 1.0 / sqrt((double)s->C3), rng);
-    if (s->gamma_one) enc_fill_const(D(T_BN4W), N(T_BN4W), 1.0f);
-    else enc_fill_normal(D(T_BN4W), N(T_BN4W), 0.05, rng);
-    enc_fill_normal(D(T_EMW), N(T_EMW), 0.05, rng);
-    enc_fill_uniform(D(T_EMB), N(T_EMB), 1.0 / sqrt((double)s->NB), rng);
-    enc_fill_const(D(T_LN1W), N(T_LN1W), 1.0f);
-    enc_fill_uniform(D(T_INW), N(T_INW), sqrt(6.0 / (4.0 * s->C3)), rng); /* Xavier (3E, E) */
-    enc_fill_normal(D(T_OUTW), N(T_OUTW), 0.05, rng);
-    enc_fill_const(D(T_LN2W), N(T_LN2W), 1.0f);
-    /* in_proj / out_proj biases, BN betas, LN betas, CAM gamma, running means: 0. */
-#undef D
-#undef N
+    enc_convsc_init(&e->params, s->idx, &s->d, rng);
 }
 
 /* ------------------------------------------------------------ activations */
 typedef struct {
-    Lens n;
+    ConvscLens n;
     SpConv1d cv3, cvd;
     SpBatchNorm bn4;
     SpMHA mha;
@@ -222,16 +119,16 @@ typedef struct {
 
 static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, int L, int infer,
                           int nthreads) {
-    Lens n = lens_of(L);
+    ConvscLens n = enc_convsc_lens(L);
     const int Bg = infer ? 0 : B;   /* backward buffers */
-    size_t BC1L2 = (size_t)B * s->C1 * n.L2;
-    size_t BC3L3 = (size_t)B * s->C3 * n.L3, BC3L4 = (size_t)B * s->C3 * n.L4;
-    size_t BCT = (size_t)B * s->C3 * s->T, BT = (size_t)B * s->T;
+    size_t BC1L2 = (size_t)B * s->d.C1 * n.L2;
+    size_t BC3L3 = (size_t)B * s->d.C3 * n.L3, BC3L4 = (size_t)B * s->d.C3 * n.L4;
+    size_t BCT = (size_t)B * s->d.C3 * s->d.T, BT = (size_t)B * s->d.T;
     t->n = n;
-    t->cv3 = conv1d_shape(B, s->C1, n.L2, s->C3, 5, 1, 0);
-    t->cvd = conv1d_shape(B, s->C3, s->T, 1, 1, 1, 0);
-    t->bn4 = (SpBatchNorm){B, 1, s->T, s->S, BN_EPS, BN_MOM};
-    t->mha = (SpMHA){B, s->T, s->C3, s->H};
+    t->cv3 = conv1d_shape(B, s->d.C1, n.L2, s->d.C3, 5, 1, 0);
+    t->cvd = conv1d_shape(B, s->d.C3, s->d.T, 1, 1, 1, 0);
+    t->bn4 = (SpBatchNorm){B, 1, s->d.T, s->d.S, BN_EPS, BN_MOM};
+    t->mha = (SpMHA){B, s->d.T, s->d.C3, s->d.H};
 
     t->xe = enc_take(ar, (size_t)B * ((L + 1) / 2));
     t->xo = enc_take(ar, (size_t)B * (L / 2));
@@ -240,32 +137,32 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->c3 = enc_take(ar, BC3L3);
     t->p3 = enc_take(ar, BC3L4);
     t->w3 = enc_take_u8(ar, BC3L4);
-    t->ap = enc_take(ar, (size_t)B * s->C3 * s->NB);
+    t->ap = enc_take(ar, (size_t)B * s->d.C3 * s->d.NB);
     t->emb = enc_take(ar, BCT);
     t->X = enc_take(ar, BCT);
     t->Xt = enc_take(ar, BCT);
     t->cache = enc_take(ar, mha_cache_floats(&t->mha));
-    t->Att = enc_take(ar, (size_t)B * s->C3 * s->C3);
+    t->Att = enc_take(ar, (size_t)B * s->d.C3 * s->d.C3);
     t->AX = enc_take(ar, BCT);
     t->Z = enc_take(ar, BCT);
     t->Y = enc_take(ar, BCT);
     t->dc = enc_take(ar, BT);
     t->h = enc_take(ar, BT);
-    t->mu1 = enc_take_double(ar, (size_t)s->S * s->C1);
-    t->ps1 = enc_take_double(ar, (size_t)B * s->C1 * (K1 + 3));
-    t->r1 = enc_take(ar, (size_t)s->S * s->C1);
-    t->mu3 = enc_take_double(ar, (size_t)s->S * s->C3);
-    t->r3 = enc_take(ar, (size_t)s->S * s->C3);
-    t->m4 = enc_take(ar, (size_t)s->S);
-    t->r4 = enc_take(ar, (size_t)s->S);
-    t->lm1 = enc_take(ar, (size_t)B * s->C3);
-    t->lr1 = enc_take(ar, (size_t)B * s->C3);
-    t->lm2 = enc_take(ar, (size_t)B * s->C3);
-    t->lr2 = enc_take(ar, (size_t)B * s->C3);
+    t->mu1 = enc_take_double(ar, (size_t)s->d.S * s->d.C1);
+    t->ps1 = enc_take_double(ar, (size_t)B * s->d.C1 * (K1 + 3));
+    t->r1 = enc_take(ar, (size_t)s->d.S * s->d.C1);
+    t->mu3 = enc_take_double(ar, (size_t)s->d.S * s->d.C3);
+    t->r3 = enc_take(ar, (size_t)s->d.S * s->d.C3);
+    t->m4 = enc_take(ar, (size_t)s->d.S);
+    t->r4 = enc_take(ar, (size_t)s->d.S);
+    t->lm1 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lr1 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lm2 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lr2 = enc_take(ar, (size_t)B * s->d.C3);
     t->At = enc_take(ar, BCT);
     t->dp1 = enc_take(ar, BC1L2 / B * Bg);
     t->dp3 = enc_take(ar, BC3L4 / B * Bg);
-    t->dap = enc_take(ar, (size_t)Bg * s->C3 * s->NB);
+    t->dap = enc_take(ar, (size_t)Bg * s->d.C3 * s->d.NB);
     t->demb = enc_take(ar, BCT / B * Bg);
     t->dX = enc_take(ar, BCT / B * Bg);
     t->dXt = enc_take(ar, BCT / B * Bg);
@@ -275,8 +172,8 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->ddc = enc_take(ar, BT / B * Bg);
     t->dh = enc_take(ar, BT / B * Bg);
     t->dgam = enc_take_double(ar, (size_t)B);
-    t->camacc = enc_take_double(ar, (size_t)s->T * nthreads);
-    size_t sc = (size_t)s->S * (s->C1 > s->C3 ? s->C1 : s->C3);
+    t->camacc = enc_take_double(ar, (size_t)s->d.T * nthreads);
+    size_t sc = (size_t)s->d.S * (s->d.C1 > s->d.C3 ? s->d.C1 : s->d.C3);
     t->k1 = enc_take_double(ar, sc);
     t->k2 = enc_take_double(ar, sc);
 
@@ -285,8 +182,8 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
 #define MAXW(x) v = (x); if (v > w) w = v
     MAXW(conv1d_work_floats(&t->cvd));
     MAXW(batchnorm_work_floats(&t->bn4));
-    MAXW(linear_work_floats(B * s->C3, s->NB, s->T));
-    MAXW(layernorm_work_floats(B * s->C3, s->T));
+    MAXW(linear_work_floats(B * s->d.C3, s->d.NB, s->d.T));
+    MAXW(layernorm_work_floats(B * s->d.C3, s->d.T));
     MAXW(mha_work_floats(&t->mha));
 #undef MAXW
     t->work = enc_take(ar, w);
@@ -773,90 +670,6 @@ static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *w
     }
 }
 
-/* sum_t a[t] b[t] in double, 8 lanes (fixed order; vectorisable). */
-static inline double dot_d(const float *a, const float *b, int n) {
-    double l[8] = {0};
-    int t = 0;
-    for (; t + 8 <= n; t += 8)
-        for (int k = 0; k < 8; k++) l[k] += (double)a[t + k] * (double)b[t + k];
-    double acc = 0.0;
-    for (; t < n; t++) acc += (double)a[t] * (double)b[t];
-    for (int k = 0; k < 8; k++) acc += l[k];
-    return acc;
-}
-
-/* CAM + fusion, one sample. X, As (C, T); Att (C, C); AX, Z (C, T).
- * E and Att X are accumulated in double (C*C*T terms: about 1 % of the work).
- * acc: T doubles of scratch. */
-static void cam_fuse_sample(float *Z, float *Att, float *AX, const float *X, const float *As,
-                            float gamma, int C, int T, double *acc) {
-    double er[CAM_MAX_C];
-    for (int i = 0; i < C; i++) {
-        const float *xi = X + (size_t)i * T;
-        double emin = 0.0;
-        for (int j = 0; j < C; j++) {
-            double e = dot_d(xi, X + (size_t)j * T, T);
-            er[j] = e;
-            if (j == 0 || e < emin) emin = e;
-        }
-        /* softmax(-E) over the row with the max shift: exp(-(E - min E)) */
-        double sum = 0.0;
-        for (int j = 0; j < C; j++) {
-            er[j] = exp(-(er[j] - emin));
-            sum += er[j];
-        }
-        for (int j = 0; j < C; j++) Att[(size_t)i * C + j] = (float)(er[j] / sum);
-    }
-    for (int i = 0; i < C; i++) {
-        float *axi = AX + (size_t)i * T;
-        const float *ai = Att + (size_t)i * C;
-        for (int t = 0; t < T; t++) acc[t] = 0.0;
-        for (int j = 0; j < C; j++) {
-            const double a = ai[j];
-            const float *xj = X + (size_t)j * T;
-            for (int t = 0; t < T; t++) acc[t] += a * (double)xj[t];
-        }
-        for (int t = 0; t < T; t++) axi[t] = (float)acc[t];
-        const float *xi = X + (size_t)i * T, *asi = As + (size_t)i * T;
-        float *zi = Z + (size_t)i * T;
-        for (int t = 0; t < T; t++) zi[t] = (xi[t] + asi[t]) + (gamma * axi[t] + xi[t]);
-    }
-}
-
-/* CAM backward, one sample. dZ (C,T) -> dX += ..., returns dgamma.
- * Z = 2X + A_S + gamma AX, AX = Att X, Att = softmax_row(-E), E = X X^T. */
-static double cam_backward_sample(float *dX, const float *dZ, const float *X, const float *Att,
-                                  const float *AX, float gamma, int C, int T) {
-    const double dg = dot_d(dZ, AX, C * T);
-    for (size_t i = 0; i < (size_t)C * T; i++) dX[i] += 2.0f * dZ[i];
-    if (gamma == 0.0f) return dg; /* dAX = 0: nothing flows through Att */
-    double datt[CAM_MAX_C];
-    for (int i = 0; i < C; i++) {
-        const float *dzi = dZ + (size_t)i * T;
-        const float *ai = Att + (size_t)i * C;
-        const float *xi = X + (size_t)i * T;
-        float *dxi = dX + (size_t)i * T;
-        /* dAtt_ij = gamma * sum_t dZ_it X_jt */
-        double dot = 0.0;
-        for (int j = 0; j < C; j++) {
-            datt[j] = (double)gamma * dot_d(dzi, X + (size_t)j * T, T);
-            dot += datt[j] * (double)ai[j];
-        }
-        for (int j = 0; j < C; j++) {
-            /* through AX = Att X: dX_j += gamma Att_ij dZ_i */
-            float w = gamma * ai[j];
-            /* through the softmax of -E: dE_ij = -Att_ij (dAtt_ij - dot);
-             * E_ij = x_i . x_j: dx_i += dE_ij x_j, dx_j += dE_ij x_i */
-            float de = (float)(-(double)ai[j] * (datt[j] - dot));
-            const float *xj = X + (size_t)j * T;
-            float *dxj = dX + (size_t)j * T;
-            for (int t = 0; t < T; t++) dxj[t] += w * dzi[t] + de * xi[t];
-            for (int t = 0; t < T; t++) dxi[t] += de * xj[t];
-        }
-    }
-    return dg;
-}
-
 static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                            float *feat) {
     const int train = mode == SP_ENC_TRAIN;
@@ -864,16 +677,16 @@ static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int
     ConvscAct *t = a->impl;
     const SpParams *p = &e->params;
     set_batch(t, B);
-    const Lens n = t->n;
-    const int C1 = s->C1, C3 = s->C3, T = s->T;
+    const ConvscLens n = t->n;
+    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
     const int *ix = s->idx;
 #define D(k) sp_params_data(p, ix[k])
 
     /* conv1 -> BN -> pool -> ReLU (x is kept, deinterleaved: stage 1
      * recomputes conv1 from it) */
-    const Stage1 g1 = {B, C1, a->L, n.L1, s->S, (a->L + 1) / 2, a->L / 2};
+    const Stage1 g1 = {B, C1, a->L, n.L1, s->d.S, (a->L + 1) / 2, a->L / 2};
     s1_split_input(&g1, t->xe, t->xo, x);
-    const Stage g3 = {B, C3, n.L3, s->S};
+    const Stage g3 = {B, C3, n.L3, s->d.S};
     s1_forward(&g1, t->p1, t->w1, t->mu1, t->r1, t->ps1, t->xe, t->xo, D(T_C1W), D(T_C1B),
                D(T_BN1W), D(T_BN1B), D(T_BN1RM), D(T_BN1RV), train);
 
@@ -883,8 +696,8 @@ static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int
                   D(T_BN3RV), train);
 
     /* adaptive pool -> embedding Linear -> LN: X (B*C3, T) */
-    adaptive_avgpool1d_forward(t->ap, t->p3, B * C3, n.L4, s->NB);
-    linear_forward(t->emb, t->ap, D(T_EMW), D(T_EMB), B * C3, s->NB, T);
+    adaptive_avgpool1d_forward(t->ap, t->p3, B * C3, n.L4, s->d.NB);
+    linear_forward(t->emb, t->ap, D(T_EMW), D(T_EMB), B * C3, s->d.NB, T);
     layernorm_forward(t->X, t->lm1, t->lr1, t->emb, D(T_LN1W), D(T_LN1B), B * C3, T, LN_EPS);
 
     /* spatial attention over the T tokens (token-major) */
@@ -902,7 +715,7 @@ static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int
 #pragma omp for schedule(static)
         for (int b = 0; b < B; b++) {
             size_t o = (size_t)b * C3 * T;
-            cam_fuse_sample(t->Z + o, t->Att + (size_t)b * C3 * C3, t->AX + o, t->X + o,
+            enc_cam_fuse_sample(t->Z + o, t->Att + (size_t)b * C3 * C3, t->AX + o, t->X + o,
                             t->dY + o, gamma, C3, T, acc);
         }
     }
@@ -926,8 +739,8 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
     ConvscAct *t = a->impl;
     const SpParams *p = &e->params;
     set_batch(t, B);
-    const Lens n = t->n;
-    const int C1 = s->C1, C3 = s->C3, T = s->T;
+    const ConvscLens n = t->n;
+    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
     const int *ix = s->idx;
     const int train = a->mode == SP_ENC_TRAIN;
 #define D(k) sp_params_data(p, ix[k])
@@ -958,7 +771,7 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         size_t o = (size_t)b * CT;
-        t->dgam[b] = cam_backward_sample(t->dX + o, t->dZ + o, t->X + o,
+        t->dgam[b] = enc_cam_backward_sample(t->dX + o, t->dZ + o, t->X + o,
                                          t->Att + (size_t)b * C3 * C3, t->AX + o, gamma, C3, T);
     }
     double dg = 0.0;
@@ -976,15 +789,15 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
     enc_zero(t->demb, B, CT);
     layernorm_backward(t->demb, G(T_LN1W), G(T_LN1B), t->dX, t->emb, t->lm1, t->lr1, D(T_LN1W),
                        B * C3, T, t->work);
-    enc_zero(t->dap, B, (size_t)C3 * s->NB);
-    linear_backward(t->dap, G(T_EMW), G(T_EMB), t->demb, t->ap, D(T_EMW), B * C3, s->NB, T,
+    enc_zero(t->dap, B, (size_t)C3 * s->d.NB);
+    linear_backward(t->dap, G(T_EMW), G(T_EMB), t->demb, t->ap, D(T_EMW), B * C3, s->d.NB, T,
                     t->work);
     enc_zero(t->dp3, B, (size_t)C3 * n.L4);
-    adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->NB);
+    adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->d.NB);
 
     /* ReLU -> pool -> BN -> conv3 (c3 becomes its gradient) */
-    const Stage1 g1 = {B, C1, a->L, n.L1, s->S, (a->L + 1) / 2, a->L / 2};
-    const Stage g3 = {B, C3, n.L3, s->S};
+    const Stage1 g1 = {B, C1, a->L, n.L1, s->d.S, (a->L + 1) / 2, a->L / 2};
+    const Stage g3 = {B, C3, n.L3, s->d.S};
     enc_relu_mask(t->dp3, t->p3, B, (size_t)C3 * n.L4);
     stage_backward(&g3, t->c3, t->dp3, t->w3, t->mu3, t->r3, D(T_BN3W), D(T_BN3RM), D(T_BN3RV),
                    G(T_BN3W), G(T_BN3B), t->k1, t->k2, train);
@@ -1002,11 +815,11 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
 
 static double convsc_flops(const SpEncoder *e, int L) {
     const Convsc *s = e->impl;
-    Lens n = lens_of(L);
-    double C1 = s->C1, C3 = s->C3, T = s->T;
+    ConvscLens n = enc_convsc_lens(L);
+    double C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
     double macs = C1 * 5.0 * n.L1                 /* conv1 */
                   + C3 * C1 * 5.0 * n.L3          /* conv3 */
-                  + C3 * s->NB * T                /* embedding */
+                  + C3 * s->d.NB * T                /* embedding */
                   + 4.0 * C3 * C3 * T             /* MHA in_proj (3) + out_proj (1) */
                   + 2.0 * T * T * C3              /* scores + weighted values */
                   + 2.0 * C3 * C3 * T             /* CAM: E and Att X */
@@ -1024,5 +837,5 @@ const SpEncArch sp_enc_arch_convsc = {
     .forward = convsc_forward,
     .backward = convsc_backward,
     .flops = convsc_flops,
-    .free_impl = convsc_free_impl,
+    .free_impl = enc_free_impl,
 };

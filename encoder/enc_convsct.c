@@ -21,8 +21,7 @@
  * axis. This definition keeps the SpecRRMoco ConvSC encoder unchanged and
  * inserts the feed-forward sublayer of a post-LN transformer layer (width
  * 4 T, residual, LayerNorm) on the same embedding axis, before dec_conv3.
- * The ConvSC building blocks of enc_convsc.c are file-local there, so the
- * channel attention (CAM) code is repeated here from it.
+ * The ConvSC pieces both archs share are in enc_convsc_parts.c.
  *
  * Tensors: ConvSC's names (enc_convsc.c, reference §3.7) plus "ffn.0.weight"
  * (F, T), "ffn.0.bias" (F), "ffn.2.weight" (T, F), "ffn.2.bias" (T),
@@ -45,12 +44,12 @@
 #include <string.h>
 
 #include "enc_arch.h"
+#include "enc_convsc_parts.h"
 #include "sp_layers.h"
 
 #define BN_EPS 1e-5f
 #define BN_MOM 0.1f
 #define LN_EPS 1e-5f
-#define CAM_MAX_C 512   /* channel-attention rows kept on the stack */
 /* Elementwise loops below this many floats run serially: an OpenMP region
  * costs more than the work (tiny shapes, oversubscribed cores). */
 #define PAR_MIN 32768
@@ -79,160 +78,68 @@ void enc_convsct_config_register(void) {
     sp_config_register(g_keys, (int)(sizeof g_keys / sizeof g_keys[0]));
 }
 
-/* Tensor indices: ConvSC's, in its manifest order, then the block. */
-enum {
-    T_C1W, T_C1B, T_BN1W, T_BN1B, T_BN1RM, T_BN1RV, T_BN1NB,
-    T_C3W, T_C3B, T_BN3W, T_BN3B, T_BN3RM, T_BN3RV, T_BN3NB,
-    T_DCW, T_DCB, T_BN4W, T_BN4B, T_BN4RM, T_BN4RV, T_BN4NB,
-    T_EMW, T_EMB, T_LN1W, T_LN1B,
-    T_INW, T_INB, T_OUTW, T_OUTB,
-    T_GAM, T_LN2W, T_LN2B,
-    T_F1W, T_F1B, T_F2W, T_F2B, T_LN3W, T_LN3B,
-    T_COUNT
-};
+/* Tensor indices: ConvSC's (enc_convsc_parts.h), then the block. */
+enum { T_F1W = T_CONVSC_COUNT, T_F1B, T_F2W, T_F2B, T_LN3W, T_LN3B, T_COUNT };
 
 typedef struct {
-    int C1, C3, NB, T, H, S, F;
-    int gamma_one;
+    ConvscDims d;
+    int F;
     int idx[T_COUNT];
 } Convsct;
 
-typedef struct {
-    int L1, L2, L3, L4;
-} Lens;
-
-static Lens lens_of(int L) {
-    Lens n;
-    n.L1 = conv1d_out_len(L, 5, 2, 0);
-    n.L2 = n.L1 > 0 ? n.L1 / 2 : 0;
-    n.L3 = n.L2 >= 5 ? n.L2 - 4 : 0;
-    n.L4 = n.L3 / 2;
-    return n;
-}
-
 static int convsct_length_ok(const SpEncoder *e, int L) {
     (void)e;
-    if (L < 5) return 0;
-    Lens n = lens_of(L);
-    return n.L1 >= 1 && n.L2 >= 1 && n.L3 >= 1 && n.L4 >= 1;
+    return enc_convsc_length_ok(L);
 }
 
 static SpStatus convsct_create(SpEncoder *e, const SpConfig *cfg) {
     Convsct s;
     memset(&s, 0, sizeof s);
-    s.C1 = (int)sp_cfg_int(cfg, "encoder.convsct.conv1_channels");
-    s.C3 = (int)sp_cfg_int(cfg, "encoder.convsct.conv3_channels");
-    s.NB = (int)sp_cfg_int(cfg, "encoder.convsct.bins");
-    s.T = (int)sp_cfg_int(cfg, "encoder.convsct.embed_dim");
-    s.H = (int)sp_cfg_int(cfg, "encoder.convsct.heads");
-    s.S = (int)sp_cfg_int(cfg, "encoder.convsct.bn_splits");
+    SpStatus rc = enc_convsc_dims(&s.d, cfg, "convsct");
+    if (rc != SP_OK) return rc;
     s.F = (int)sp_cfg_int(cfg, "encoder.convsct.ff");
-    s.gamma_one = strcmp(sp_cfg_str(cfg, "encoder.convsct.bn_gamma_init"), "one") == 0;
-    if (s.C3 % s.H != 0)
-        SP_FAIL(SP_ECONFIG,
-                "encoder.convsct.heads = %d does not divide encoder.convsct.conv3_channels = %d "
-                "(the attention embedding width)", s.H, s.C3);
-
+    if ((rc = enc_convsc_declare(s.idx, &e->params, &s.d)) != SP_OK) return rc;
     SpParams *p = &e->params;
-    const SpTensorKind P = SP_TENSOR_PARAM, BF = SP_TENSOR_BUFFER;
+    const SpTensorKind P = SP_TENSOR_PARAM;
     int *ix = s.idx;
-    ix[T_C1W] = sp_params_add_dims(p, "conv1.0.weight", P, 3, s.C1, 1, 5);
-    ix[T_C1B] = sp_params_add_dims(p, "conv1.0.bias", P, 1, s.C1);
-    ix[T_BN1W] = sp_params_add_dims(p, "conv1.1.weight", P, 1, s.C1);
-    ix[T_BN1B] = sp_params_add_dims(p, "conv1.1.bias", P, 1, s.C1);
-    ix[T_BN1RM] = sp_params_add_dims(p, "conv1.1.running_mean", BF, 1, s.C1);
-    ix[T_BN1RV] = sp_params_add_dims(p, "conv1.1.running_var", BF, 1, s.C1);
-    ix[T_BN1NB] = sp_params_add_dims(p, "conv1.1.num_batches_tracked", BF, 0);
-    ix[T_C3W] = sp_params_add_dims(p, "conv3.0.weight", P, 3, s.C3, s.C1, 5);
-    ix[T_C3B] = sp_params_add_dims(p, "conv3.0.bias", P, 1, s.C3);
-    ix[T_BN3W] = sp_params_add_dims(p, "conv3.1.weight", P, 1, s.C3);
-    ix[T_BN3B] = sp_params_add_dims(p, "conv3.1.bias", P, 1, s.C3);
-    ix[T_BN3RM] = sp_params_add_dims(p, "conv3.1.running_mean", BF, 1, s.C3);
-    ix[T_BN3RV] = sp_params_add_dims(p, "conv3.1.running_var", BF, 1, s.C3);
-    ix[T_BN3NB] = sp_params_add_dims(p, "conv3.1.num_batches_tracked", BF, 0);
-    ix[T_DCW] = sp_params_add_dims(p, "dec_conv3.0.weight", P, 3, 1, s.C3, 1);
-    ix[T_DCB] = sp_params_add_dims(p, "dec_conv3.0.bias", P, 1, 1);
-    ix[T_BN4W] = sp_params_add_dims(p, "dec_conv3.1.weight", P, 1, 1);
-    ix[T_BN4B] = sp_params_add_dims(p, "dec_conv3.1.bias", P, 1, 1);
-    ix[T_BN4RM] = sp_params_add_dims(p, "dec_conv3.1.running_mean", BF, 1, 1);
-    ix[T_BN4RV] = sp_params_add_dims(p, "dec_conv3.1.running_var", BF, 1, 1);
-    ix[T_BN4NB] = sp_params_add_dims(p, "dec_conv3.1.num_batches_tracked", BF, 0);
-    ix[T_EMW] = sp_params_add_dims(p, "embeding.0.weight", P, 2, s.T, s.NB);
-    ix[T_EMB] = sp_params_add_dims(p, "embeding.0.bias", P, 1, s.T);
-    ix[T_LN1W] = sp_params_add_dims(p, "embeding.1.weight", P, 1, s.T);
-    ix[T_LN1B] = sp_params_add_dims(p, "embeding.1.bias", P, 1, s.T);
-    ix[T_INW] = sp_params_add_dims(p, "MultiHeadAttention.in_proj_weight", P, 2, 3 * s.C3, s.C3);
-    ix[T_INB] = sp_params_add_dims(p, "MultiHeadAttention.in_proj_bias", P, 1, 3 * s.C3);
-    ix[T_OUTW] = sp_params_add_dims(p, "MultiHeadAttention.out_proj.weight", P, 2, s.C3, s.C3);
-    ix[T_OUTB] = sp_params_add_dims(p, "MultiHeadAttention.out_proj.bias", P, 1, s.C3);
-    ix[T_GAM] = sp_params_add_dims(p, "C_Attention_F.gamma", P, 1, 1);
-    ix[T_LN2W] = sp_params_add_dims(p, "LayerNorm.weight", P, 1, s.T);
-    ix[T_LN2B] = sp_params_add_dims(p, "LayerNorm.bias", P, 1, s.T);
-    ix[T_F1W] = sp_params_add_dims(p, "ffn.0.weight", P, 2, s.F, s.T);
+    ix[T_F1W] = sp_params_add_dims(p, "ffn.0.weight", P, 2, s.F, s.d.T);
     ix[T_F1B] = sp_params_add_dims(p, "ffn.0.bias", P, 1, s.F);
-    ix[T_F2W] = sp_params_add_dims(p, "ffn.2.weight", P, 2, s.T, s.F);
-    ix[T_F2B] = sp_params_add_dims(p, "ffn.2.bias", P, 1, s.T);
-    ix[T_LN3W] = sp_params_add_dims(p, "ffn_norm.weight", P, 1, s.T);
-    ix[T_LN3B] = sp_params_add_dims(p, "ffn_norm.bias", P, 1, s.T);
-    for (int i = 0; i < T_COUNT; i++)
+    ix[T_F2W] = sp_params_add_dims(p, "ffn.2.weight", P, 2, s.d.T, s.F);
+    ix[T_F2B] = sp_params_add_dims(p, "ffn.2.bias", P, 1, s.d.T);
+    ix[T_LN3W] = sp_params_add_dims(p, "ffn_norm.weight", P, 1, s.d.T);
+    ix[T_LN3B] = sp_params_add_dims(p, "ffn_norm.bias", P, 1, s.d.T);
+    for (int i = T_CONVSC_COUNT; i < T_COUNT; i++)
         if (ix[i] < 0) return sp_error_status();
 
     Convsct *impl = sp_malloc(sizeof *impl, "convsct spec");
     if (!impl) return SP_ENOMEM;
     *impl = s;
     e->impl = impl;
-    e->feature_dim = s.T;
-    e->batch_multiple = s.S;
+    e->feature_dim = s.d.T;
+    e->batch_multiple = s.d.S;
     return SP_OK;
-}
-
-static void convsct_free_impl(SpEncoder *e) {
-    free(e->impl);
-    e->impl = NULL;
 }
 
 static void convsct_init(SpEncoder *e, SpRng *rng) {
     const Convsct *s = e->impl;
     SpParams *p = &e->params;
+    enc_convsc_init(p, s->idx, &s->d, rng);   /* drawn first: the same as arch convsc */
+    if (!rng) return; /* the caller loads values */
 #define D(k) sp_params_data(p, s->idx[k])
 #define N(k) p->t[s->idx[k]].count
-    enc_fill_const(D(T_BN1RV), N(T_BN1RV), 1.0f);
-    enc_fill_const(D(T_BN3RV), N(T_BN3RV), 1.0f);
-    enc_fill_const(D(T_BN4RV), N(T_BN4RV), 1.0f);
-    if (!rng) return; /* the caller loads values */
-    enc_fill_const(D(T_LN1W), N(T_LN1W), 1.0f);
-    enc_fill_const(D(T_LN2W), N(T_LN2W), 1.0f);
     enc_fill_const(D(T_LN3W), N(T_LN3W), 1.0f);
-    /* Reference §3.8, drawn in enc_convsc.c's order. */
-    enc_fill_normal(D(T_C1W), N(T_C1W), 0.05, rng);
-    enc_fill_uniform(D(T_C1B), N(T_C1B), 1.0 / sqrt(5.0), rng);
-    if (s->gamma_one) enc_fill_const(D(T_BN1W), N(T_BN1W), 1.0f);
-    else enc_fill_normal(D(T_BN1W), N(T_BN1W), 0.05, rng);
-    enc_fill_normal(D(T_C3W), N(T_C3W), 0.05, rng);
-    enc_fill_uniform(D(T_C3B), N(T_C3B), 1.0 / sqrt(5.0 * s->C1), rng);
-    if (s->gamma_one) enc_fill_const(D(T_BN3W), N(T_BN3W), 1.0f);
-    else enc_fill_normal(D(T_BN3W), N(T_BN3W), 0.05, rng);
-    enc_fill_normal(D(T_DCW), N(T_DCW), 0.05, rng);
-    enc_fill_uniform(D(T_DCB), N(T_DCB), 1.0 / sqrt((double)s->C3), rng);
-    if (s->gamma_one) enc_fill_const(D(T_BN4W), N(T_BN4W), 1.0f);
-    else enc_fill_normal(D(T_BN4W), N(T_BN4W), 0.05, rng);
-    enc_fill_normal(D(T_EMW), N(T_EMW), 0.05, rng);
-    enc_fill_uniform(D(T_EMB), N(T_EMB), 1.0 / sqrt((double)s->NB), rng);
-    enc_fill_uniform(D(T_INW), N(T_INW), sqrt(6.0 / (4.0 * s->C3)), rng); /* Xavier (3E, E) */
-    enc_fill_normal(D(T_OUTW), N(T_OUTW), 0.05, rng);
     /* the feed-forward block */
     enc_fill_normal(D(T_F1W), N(T_F1W), 0.05, rng);
-    enc_fill_uniform(D(T_F1B), N(T_F1B), 1.0 / sqrt((double)s->T), rng);
+    enc_fill_uniform(D(T_F1B), N(T_F1B), 1.0 / sqrt((double)s->d.T), rng);
     enc_fill_normal(D(T_F2W), N(T_F2W), 0.05, rng);
     enc_fill_uniform(D(T_F2B), N(T_F2B), 1.0 / sqrt((double)s->F), rng);
-    /* in_proj / out_proj biases, BN betas, LN betas, CAM gamma, running means: 0. */
 #undef D
 #undef N
 }
 
 /* ------------------------------------------------------------ activations */
 typedef struct {
-    Lens n;
+    ConvscLens n;
     SpConv1d cv1, cv3, cvd;
     SpBatchNorm bn1, bn3, bn4;
     SpMHA mha;
@@ -249,25 +156,26 @@ typedef struct {
     float *dc1, *dp1, *dc3, *dp3, *dap, *demb, *dX, *dXt, *dAt, *dZ, *dY, *df1, *dS3, *dY3;
     float *ddc, *dh;
     double *dgam;                                /* per-sample dgamma partials (B) */
+    double *camacc;                              /* CAM scratch, T doubles per thread */
     float *work;
 } ConvsctAct;
 
 /* grad = 0 (inference-only context): no backward buffers. */
 static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B, int L,
-                           int grad) {
-    Lens n = lens_of(L);
-    size_t BC1L1 = (size_t)B * s->C1 * n.L1, BC1L2 = (size_t)B * s->C1 * n.L2;
-    size_t BC3L3 = (size_t)B * s->C3 * n.L3, BC3L4 = (size_t)B * s->C3 * n.L4;
-    size_t BCT = (size_t)B * s->C3 * s->T, BT = (size_t)B * s->T;
-    size_t BCF = (size_t)B * s->C3 * s->F;
+                           int grad, int nthreads) {
+    ConvscLens n = enc_convsc_lens(L);
+    size_t BC1L1 = (size_t)B * s->d.C1 * n.L1, BC1L2 = (size_t)B * s->d.C1 * n.L2;
+    size_t BC3L3 = (size_t)B * s->d.C3 * n.L3, BC3L4 = (size_t)B * s->d.C3 * n.L4;
+    size_t BCT = (size_t)B * s->d.C3 * s->d.T, BT = (size_t)B * s->d.T;
+    size_t BCF = (size_t)B * s->d.C3 * s->F;
     t->n = n;
-    t->cv1 = conv1d_shape(B, 1, L, s->C1, 5, 2, 0);
-    t->cv3 = conv1d_shape(B, s->C1, n.L2, s->C3, 5, 1, 0);
-    t->cvd = conv1d_shape(B, s->C3, s->T, 1, 1, 1, 0);
-    t->bn1 = (SpBatchNorm){B, s->C1, n.L1, s->S, BN_EPS, BN_MOM};
-    t->bn3 = (SpBatchNorm){B, s->C3, n.L3, s->S, BN_EPS, BN_MOM};
-    t->bn4 = (SpBatchNorm){B, 1, s->T, s->S, BN_EPS, BN_MOM};
-    t->mha = (SpMHA){B, s->T, s->C3, s->H};
+    t->cv1 = conv1d_shape(B, 1, L, s->d.C1, 5, 2, 0);
+    t->cv3 = conv1d_shape(B, s->d.C1, n.L2, s->d.C3, 5, 1, 0);
+    t->cvd = conv1d_shape(B, s->d.C3, s->d.T, 1, 1, 1, 0);
+    t->bn1 = (SpBatchNorm){B, s->d.C1, n.L1, s->d.S, BN_EPS, BN_MOM};
+    t->bn3 = (SpBatchNorm){B, s->d.C3, n.L3, s->d.S, BN_EPS, BN_MOM};
+    t->bn4 = (SpBatchNorm){B, 1, s->d.T, s->d.S, BN_EPS, BN_MOM};
+    t->mha = (SpMHA){B, s->d.T, s->d.C3, s->d.H};
 
     t->xin = enc_take(ar, (size_t)B * L);
     t->c1 = enc_take(ar, BC1L1);
@@ -276,12 +184,12 @@ static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B,
     t->c3 = enc_take(ar, BC3L3);
     t->p3 = enc_take(ar, BC3L4);
     t->idx3 = enc_take_int(ar, BC3L4);
-    t->ap = enc_take(ar, (size_t)B * s->C3 * s->NB);
+    t->ap = enc_take(ar, (size_t)B * s->d.C3 * s->d.NB);
     t->emb = enc_take(ar, BCT);
     t->X = enc_take(ar, BCT);
     t->Xt = enc_take(ar, BCT);
     t->cache = enc_take(ar, mha_cache_floats(&t->mha));
-    t->Att = enc_take(ar, (size_t)B * s->C3 * s->C3);
+    t->Att = enc_take(ar, (size_t)B * s->d.C3 * s->d.C3);
     t->AX = enc_take(ar, BCT);
     t->Z = enc_take(ar, BCT);
     t->Y = enc_take(ar, BCT);
@@ -290,22 +198,23 @@ static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B,
     t->Y3 = enc_take(ar, BCT);
     t->dc = enc_take(ar, BT);
     t->h = enc_take(ar, BT);
-    t->m1 = enc_take(ar, (size_t)s->S * s->C1);
-    t->r1 = enc_take(ar, (size_t)s->S * s->C1);
-    t->m3 = enc_take(ar, (size_t)s->S * s->C3);
-    t->r3 = enc_take(ar, (size_t)s->S * s->C3);
-    t->m4 = enc_take(ar, (size_t)s->S);
-    t->r4 = enc_take(ar, (size_t)s->S);
-    t->lm1 = enc_take(ar, (size_t)B * s->C3);
-    t->lr1 = enc_take(ar, (size_t)B * s->C3);
-    t->lm2 = enc_take(ar, (size_t)B * s->C3);
-    t->lr2 = enc_take(ar, (size_t)B * s->C3);
-    t->lm3 = enc_take(ar, (size_t)B * s->C3);
-    t->lr3 = enc_take(ar, (size_t)B * s->C3);
+    t->m1 = enc_take(ar, (size_t)s->d.S * s->d.C1);
+    t->r1 = enc_take(ar, (size_t)s->d.S * s->d.C1);
+    t->m3 = enc_take(ar, (size_t)s->d.S * s->d.C3);
+    t->r3 = enc_take(ar, (size_t)s->d.S * s->d.C3);
+    t->m4 = enc_take(ar, (size_t)s->d.S);
+    t->r4 = enc_take(ar, (size_t)s->d.S);
+    t->lm1 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lr1 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lm2 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lr2 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lm3 = enc_take(ar, (size_t)B * s->d.C3);
+    t->lr3 = enc_take(ar, (size_t)B * s->d.C3);
     t->t1 = enc_take(ar, BC1L1);
     t->t3 = enc_take(ar, BC3L3);
     t->At = enc_take(ar, BCT);
     t->dY = enc_take(ar, BCT);   /* also the forward's A_S scratch */
+    t->camacc = enc_take_double(ar, (size_t)s->d.T * nthreads);
     t->dc1 = t->dp1 = t->dc3 = t->dp3 = t->dap = t->demb = t->dX = t->dXt = t->dAt = NULL;
     t->dZ = t->df1 = t->dS3 = t->dY3 = t->ddc = t->dh = NULL;
     t->dgam = NULL;
@@ -314,7 +223,7 @@ static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B,
         t->dp1 = enc_take(ar, BC1L2);
         t->dc3 = enc_take(ar, BC3L3);
         t->dp3 = enc_take(ar, BC3L4);
-        t->dap = enc_take(ar, (size_t)B * s->C3 * s->NB);
+        t->dap = enc_take(ar, (size_t)B * s->d.C3 * s->d.NB);
         t->demb = enc_take(ar, BCT);
         t->dX = enc_take(ar, BCT);
         t->dXt = enc_take(ar, BCT);
@@ -336,10 +245,10 @@ static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B,
     MAXW(batchnorm_work_floats(&t->bn1));
     MAXW(batchnorm_work_floats(&t->bn3));
     MAXW(batchnorm_work_floats(&t->bn4));
-    MAXW(linear_work_floats(B * s->C3, s->NB, s->T));
-    MAXW(linear_work_floats(B * s->C3, s->T, s->F));
-    MAXW(linear_work_floats(B * s->C3, s->F, s->T));
-    MAXW(layernorm_work_floats(B * s->C3, s->T));
+    MAXW(linear_work_floats(B * s->d.C3, s->d.NB, s->d.T));
+    MAXW(linear_work_floats(B * s->d.C3, s->d.T, s->F));
+    MAXW(linear_work_floats(B * s->d.C3, s->F, s->d.T));
+    MAXW(layernorm_work_floats(B * s->d.C3, s->d.T));
     MAXW(mha_work_floats(&t->mha));
 #undef MAXW
     t->work = enc_take(ar, w);
@@ -350,14 +259,14 @@ static SpStatus convsct_act_create(SpEncAct *a, const SpEncoder *e) {
     ConvsctAct *t = sp_calloc(1, sizeof *t, "convsct activations");
     if (!t) return SP_ENOMEM;
     EncArena ar = {NULL, 0};
-    convsct_layout(t, &ar, s, a->maxB, a->L, !a->infer);
+    convsct_layout(t, &ar, s, a->maxB, a->L, !a->infer, a->nthreads);
     a->bytes = ar.used;
     if (enc_arena_alloc(&ar, "convsct activations") != SP_OK) {
         free(t);
         return SP_ENOMEM;
     }
     t->arena = ar.base;
-    convsct_layout(t, &ar, s, a->maxB, a->L, !a->infer);
+    convsct_layout(t, &ar, s, a->maxB, a->L, !a->infer, a->nthreads);
     a->impl = t;
     return SP_OK;
 }
@@ -376,83 +285,6 @@ static void set_batch(ConvsctAct *t, int B) {
     t->mha.B = B;
 }
 
-/* CAM + fusion, one sample. X, As (C, T); Att (C, C); AX, Z (C, T).
- * E and Att X are accumulated in double (C*C*T terms: about 1 % of the work). */
-static void cam_fuse_sample(float *Z, float *Att, float *AX, const float *X, const float *As,
-                            float gamma, int C, int T) {
-    double er[CAM_MAX_C];
-    for (int i = 0; i < C; i++) {
-        const float *xi = X + (size_t)i * T;
-        double emin = 0.0;
-        for (int j = 0; j < C; j++) {
-            const float *xj = X + (size_t)j * T;
-            double acc = 0.0;
-            for (int t = 0; t < T; t++) acc += (double)xi[t] * (double)xj[t];
-            er[j] = acc;
-            if (j == 0 || acc < emin) emin = acc;
-        }
-        /* softmax(-E) over the row with the max shift: exp(-(E - min E)) */
-        double sum = 0.0;
-        for (int j = 0; j < C; j++) {
-            er[j] = exp(-(er[j] - emin));
-            sum += er[j];
-        }
-        for (int j = 0; j < C; j++) Att[(size_t)i * C + j] = (float)(er[j] / sum);
-    }
-    for (int i = 0; i < C; i++) {
-        float *axi = AX + (size_t)i * T;
-        const float *ai = Att + (size_t)i * C;
-        for (int t = 0; t < T; t++) {
-            double acc = 0.0;
-            for (int j = 0; j < C; j++) acc += (double)ai[j] * (double)X[(size_t)j * T + t];
-            axi[t] = (float)acc;
-        }
-        const float *xi = X + (size_t)i * T, *asi = As + (size_t)i * T;
-        float *zi = Z + (size_t)i * T;
-        for (int t = 0; t < T; t++) zi[t] = (xi[t] + asi[t]) + (gamma * axi[t] + xi[t]);
-    }
-}
-
-/* CAM backward, one sample. dZ (C,T) -> dX += ..., returns dgamma.
- * Z = 2X + A_S + gamma AX, AX = Att X, Att = softmax_row(-E), E = X X^T. */
-static double cam_backward_sample(float *dX, const float *dZ, const float *X, const float *Att,
-                                  const float *AX, float gamma, int C, int T) {
-    double dg = 0.0;
-    for (size_t i = 0; i < (size_t)C * T; i++) {
-        dg += (double)dZ[i] * (double)AX[i];
-        dX[i] += 2.0f * dZ[i];
-    }
-    if (gamma == 0.0f) return dg; /* dAX = 0: nothing flows through Att */
-    double datt[CAM_MAX_C];
-    for (int i = 0; i < C; i++) {
-        const float *dzi = dZ + (size_t)i * T;
-        const float *ai = Att + (size_t)i * C;
-        const float *xi = X + (size_t)i * T;
-        float *dxi = dX + (size_t)i * T;
-        /* dAtt_ij = gamma * sum_t dZ_it X_jt */
-        double dot = 0.0;
-        for (int j = 0; j < C; j++) {
-            const float *xj = X + (size_t)j * T;
-            double acc = 0.0;
-            for (int t = 0; t < T; t++) acc += (double)dzi[t] * (double)xj[t];
-            datt[j] = (double)gamma * acc;
-            dot += datt[j] * (double)ai[j];
-        }
-        for (int j = 0; j < C; j++) {
-            /* through AX = Att X: dX_j += gamma Att_ij dZ_i */
-            float w = gamma * ai[j];
-            /* through the softmax of -E: dE_ij = -Att_ij (dAtt_ij - dot);
-             * E_ij = x_i . x_j: dx_i += dE_ij x_j, dx_j += dE_ij x_i */
-            float de = (float)(-(double)ai[j] * (datt[j] - dot));
-            const float *xj = X + (size_t)j * T;
-            float *dxj = dX + (size_t)j * T;
-            for (int t = 0; t < T; t++) dxj[t] += w * dzi[t] + de * xi[t];
-            for (int t = 0; t < T; t++) dxi[t] += de * xj[t];
-        }
-    }
-    return dg;
-}
-
 /* out = a + b over B samples of per floats */
 static void add2(float *out, const float *a, const float *b, int B, size_t per) {
 #pragma omp parallel for schedule(static) if ((size_t)B * per >= PAR_MIN)
@@ -469,8 +301,8 @@ static void convsct_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, in
     ConvsctAct *t = a->impl;
     const SpParams *p = &e->params;
     set_batch(t, B);
-    const Lens n = t->n;
-    const int C1 = s->C1, C3 = s->C3, T = s->T;
+    const ConvscLens n = t->n;
+    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
     const int *ix = s->idx;
 #define D(k) sp_params_data(p, ix[k])
 
@@ -498,8 +330,8 @@ static void convsct_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, in
     enc_relu_inplace(t->p3, B, (size_t)C3 * n.L4);
 
     /* adaptive pool -> embedding Linear -> LN: X (B*C3, T) */
-    adaptive_avgpool1d_forward(t->ap, t->p3, B * C3, n.L4, s->NB);
-    linear_forward(t->emb, t->ap, D(T_EMW), D(T_EMB), B * C3, s->NB, T);
+    adaptive_avgpool1d_forward(t->ap, t->p3, B * C3, n.L4, s->d.NB);
+    linear_forward(t->emb, t->ap, D(T_EMW), D(T_EMB), B * C3, s->d.NB, T);
     layernorm_forward(t->X, t->lm1, t->lr1, t->emb, D(T_LN1W), D(T_LN1B), B * C3, T, LN_EPS);
 
     /* spatial attention over the T tokens (token-major) */
@@ -511,11 +343,15 @@ static void convsct_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, in
 
     /* CAM + fusion */
     const float gamma = D(T_GAM)[0];
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        size_t o = (size_t)b * C3 * T;
-        cam_fuse_sample(t->Z + o, t->Att + (size_t)b * C3 * C3, t->AX + o, t->X + o, t->dY + o,
-                        gamma, C3, T);
+#pragma omp parallel
+    {
+        double *acc = t->camacc + (size_t)T * omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            size_t o = (size_t)b * C3 * T;
+            enc_cam_fuse_sample(t->Z + o, t->Att + (size_t)b * C3 * C3, t->AX + o, t->X + o,
+                                t->dY + o, gamma, C3, T, acc);
+        }
     }
     layernorm_forward(t->Y, t->lm2, t->lr2, t->Z, D(T_LN2W), D(T_LN2B), B * C3, T, LN_EPS);
 
@@ -544,8 +380,8 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
     ConvsctAct *t = a->impl;
     const SpParams *p = &e->params;
     set_batch(t, B);
-    const Lens n = t->n;
-    const int C1 = s->C1, C3 = s->C3, T = s->T;
+    const ConvscLens n = t->n;
+    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
     const int *ix = s->idx;
     const int train = a->mode == SP_ENC_TRAIN;
 #define D(k) sp_params_data(p, ix[k])
@@ -587,7 +423,7 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         size_t o = (size_t)b * CT;
-        t->dgam[b] = cam_backward_sample(t->dX + o, t->dZ + o, t->X + o,
+        t->dgam[b] = enc_cam_backward_sample(t->dX + o, t->dZ + o, t->X + o,
                                          t->Att + (size_t)b * C3 * C3, t->AX + o, gamma, C3, T);
     }
     double dg = 0.0;
@@ -605,11 +441,11 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
     enc_zero(t->demb, B, CT);
     layernorm_backward(t->demb, G(T_LN1W), G(T_LN1B), t->dX, t->emb, t->lm1, t->lr1, D(T_LN1W),
                        B * C3, T, t->work);
-    enc_zero(t->dap, B, (size_t)C3 * s->NB);
-    linear_backward(t->dap, G(T_EMW), G(T_EMB), t->demb, t->ap, D(T_EMW), B * C3, s->NB, T,
+    enc_zero(t->dap, B, (size_t)C3 * s->d.NB);
+    linear_backward(t->dap, G(T_EMW), G(T_EMB), t->demb, t->ap, D(T_EMW), B * C3, s->d.NB, T,
                     t->work);
     enc_zero(t->dp3, B, (size_t)C3 * n.L4);
-    adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->NB);
+    adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->d.NB);
 
     /* ReLU -> pool -> BN -> conv3 */
     enc_relu_mask(t->dp3, t->p3, B, (size_t)C3 * n.L4);
@@ -643,11 +479,11 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
 
 static double convsct_flops(const SpEncoder *e, int L) {
     const Convsct *s = e->impl;
-    Lens n = lens_of(L);
-    double C1 = s->C1, C3 = s->C3, T = s->T;
+    ConvscLens n = enc_convsc_lens(L);
+    double C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
     double macs = C1 * 5.0 * n.L1                 /* conv1 */
                   + C3 * C1 * 5.0 * n.L3          /* conv3 */
-                  + C3 * s->NB * T                /* embedding */
+                  + C3 * s->d.NB * T                /* embedding */
                   + 4.0 * C3 * C3 * T             /* MHA in_proj (3) + out_proj (1) */
                   + 2.0 * T * T * C3              /* scores + weighted values */
                   + 2.0 * C3 * C3 * T             /* CAM: E and Att X */
@@ -666,5 +502,5 @@ const SpEncArch sp_enc_arch_convsct = {
     .forward = convsct_forward,
     .backward = convsct_backward,
     .flops = convsct_flops,
-    .free_impl = convsct_free_impl,
+    .free_impl = enc_free_impl,
 };
