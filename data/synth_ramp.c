@@ -200,6 +200,26 @@ static void gen_frame(SpRng *rng, const SpRampOptions *o, const SpRampParams *rp
     *bin_out = bin;
 }
 
+/* Frame f of ramp r (parameters rp) into row `row` of d, drawing from rng:
+ * the spectrum, its label (the largest phase fraction, first on ties) and the
+ * per-row metadata. */
+static void gen_row(SpRampData *d, SpRng *rng, const SpRampOptions *o, const SpRampParams *rp,
+                    int r, int f, int64_t row, const double *u) {
+    double fr[3];
+    int bin;
+    gen_frame(rng, o, rp, f, d->axis, u, d->x + (size_t)row * (size_t)o->L, fr, &d->t[row],
+              &d->p[row], &bin);
+    int lab = 0;
+    if (fr[1] > fr[lab]) lab = 1;
+    if (fr[2] > fr[lab]) lab = 2;
+    d->labels[row] = lab;
+    d->extvar[row] = bin;
+    d->ramp[row] = r;
+    d->frame[row] = f;
+    d->fast[row] = rp->fast;
+    for (int c = 0; c < 3; c++) d->fractions[row * 3 + c] = (float)fr[c];
+}
+
 void synth_ramp_free(SpRampData *d) {
     if (!d) return;
     free(d->x);
@@ -258,39 +278,11 @@ SpStatus synth_ramp_generate(const SpRampOptions *o, SpRampData *d) {
             for (int f = 0; f < nf; f++) {
                 SpRng rng = base;
                 rng_advance(&rng, per_frame * (uint64_t)f);
-                int64_t row = row0 + f;
-                double fr[3];
-                int bin;
-                gen_frame(&rng, o, &rp, f, d->axis, u, d->x + (size_t)row * (size_t)L, fr, &d->t[row],
-                          &d->p[row], &bin);
-                int lab = 0;
-                if (fr[1] > fr[lab]) lab = 1;
-                if (fr[2] > fr[lab]) lab = 2;
-                d->labels[row] = lab;
-                d->extvar[row] = bin;
-                d->ramp[row] = r;
-                d->frame[row] = f;
-                d->fast[row] = rp.fast;
-                for (int c = 0; c < 3; c++) d->fractions[row * 3 + c] = (float)fr[c];
+                gen_row(d, &rng, o, &rp, r, f, row0 + f, u);
             }
         } else {
             SpRng rng = base;
-            for (int f = 0; f < nf; f++) {
-                int64_t row = row0 + f;
-                double fr[3];
-                int bin;
-                gen_frame(&rng, o, &rp, f, d->axis, u, d->x + (size_t)row * (size_t)L, fr, &d->t[row],
-                          &d->p[row], &bin);
-                int lab = 0;
-                if (fr[1] > fr[lab]) lab = 1;
-                if (fr[2] > fr[lab]) lab = 2;
-                d->labels[row] = lab;
-                d->extvar[row] = bin;
-                d->ramp[row] = r;
-                d->frame[row] = f;
-                d->fast[row] = rp.fast;
-                for (int c = 0; c < 3; c++) d->fractions[row * 3 + c] = (float)fr[c];
-            }
+            for (int f = 0; f < nf; f++) gen_row(d, &rng, o, &rp, r, f, row0 + f, u);
         }
         row0 += nf;
     }

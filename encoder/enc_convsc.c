@@ -24,7 +24,6 @@
  * one.
  */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +33,6 @@
 
 #define BN_EPS 1e-5f
 #define BN_MOM 0.1f
-#define LN_EPS 1e-5f
 #define K1 5            /* conv1 kernel width (stride 2) */
 
 static const SpCfgKey g_keys[] = {
@@ -96,23 +94,18 @@ static void convsc_init(SpEncoder *e, SpRng *rng) {
 /* ------------------------------------------------------------ activations */
 typedef struct {
     ConvscLens n;
-    SpConv1d cv3, cvd;
-    SpBatchNorm bn4;
-    SpMHA mha;
+    SpConv1d cv3;
     char *arena;
+    ConvscAttn att;                              /* p3 -> Y (enc_convsc_parts.h) */
+    ConvscDec dec;                               /* Y -> h */
     /* forward, kept for backward */
-    float *xe, *xo, *p1, *c3, *p3, *ap, *emb, *X, *Xt, *cache, *Att, *AX, *Z, *Y, *dc, *h;
+    float *xe, *xo, *p1, *c3, *p3;
     unsigned char *w1, *w3;                      /* max-pool choice (0/1) per pooled value */
     double *mu1, *mu3;                           /* stage BN batch means (S*C), double */
     double *ps1;                                 /* stage-1 per-(sample, channel) partials */
     float *r1, *r3;                              /* stage BN batch rstd (S*C) */
-    float *m4, *r4;                              /* dec BN saved mean / rstd (S) */
-    float *lm1, *lr1, *lm2, *lr2;                /* LN saved mean / rstd */
-    float *At;                                   /* MHA output, token-major */
     /* backward (c3 is overwritten by its own gradient) */
-    float *dp1, *dp3, *dap, *demb, *dX, *dXt, *dAt, *dZ, *dY, *ddc, *dh;
-    double *dgam;                                /* per-sample dgamma partials (B) */
-    double *camacc;                              /* CAM scratch, T doubles per thread */
+    float *dp1, *dp3;
     double *k1, *k2;                             /* stage BN backward coefficients (S*C1) */
     float *work;
 } ConvscAct;
@@ -120,15 +113,12 @@ typedef struct {
 static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, int L, int infer,
                           int nthreads) {
     ConvscLens n = enc_convsc_lens(L);
+    const ConvscDims *d = &s->d;
     const int Bg = infer ? 0 : B;   /* backward buffers */
-    size_t BC1L2 = (size_t)B * s->d.C1 * n.L2;
-    size_t BC3L3 = (size_t)B * s->d.C3 * n.L3, BC3L4 = (size_t)B * s->d.C3 * n.L4;
-    size_t BCT = (size_t)B * s->d.C3 * s->d.T, BT = (size_t)B * s->d.T;
+    size_t BC1L2 = (size_t)B * d->C1 * n.L2;
+    size_t BC3L3 = (size_t)B * d->C3 * n.L3, BC3L4 = (size_t)B * d->C3 * n.L4;
     t->n = n;
-    t->cv3 = conv1d_shape(B, s->d.C1, n.L2, s->d.C3, 5, 1, 0);
-    t->cvd = conv1d_shape(B, s->d.C3, s->d.T, 1, 1, 1, 0);
-    t->bn4 = (SpBatchNorm){B, 1, s->d.T, s->d.S, BN_EPS, BN_MOM};
-    t->mha = (SpMHA){B, s->d.T, s->d.C3, s->d.H};
+    t->cv3 = conv1d_shape(B, d->C1, n.L2, d->C3, 5, 1, 0);
 
     t->xe = enc_take(ar, (size_t)B * ((L + 1) / 2));
     t->xo = enc_take(ar, (size_t)B * (L / 2));
@@ -137,55 +127,22 @@ static void convsc_layout(ConvscAct *t, EncArena *ar, const Convsc *s, int B, in
     t->c3 = enc_take(ar, BC3L3);
     t->p3 = enc_take(ar, BC3L4);
     t->w3 = enc_take_u8(ar, BC3L4);
-    t->ap = enc_take(ar, (size_t)B * s->d.C3 * s->d.NB);
-    t->emb = enc_take(ar, BCT);
-    t->X = enc_take(ar, BCT);
-    t->Xt = enc_take(ar, BCT);
-    t->cache = enc_take(ar, mha_cache_floats(&t->mha));
-    t->Att = enc_take(ar, (size_t)B * s->d.C3 * s->d.C3);
-    t->AX = enc_take(ar, BCT);
-    t->Z = enc_take(ar, BCT);
-    t->Y = enc_take(ar, BCT);
-    t->dc = enc_take(ar, BT);
-    t->h = enc_take(ar, BT);
-    t->mu1 = enc_take_double(ar, (size_t)s->d.S * s->d.C1);
-    t->ps1 = enc_take_double(ar, (size_t)B * s->d.C1 * (K1 + 3));
-    t->r1 = enc_take(ar, (size_t)s->d.S * s->d.C1);
-    t->mu3 = enc_take_double(ar, (size_t)s->d.S * s->d.C3);
-    t->r3 = enc_take(ar, (size_t)s->d.S * s->d.C3);
-    t->m4 = enc_take(ar, (size_t)s->d.S);
-    t->r4 = enc_take(ar, (size_t)s->d.S);
-    t->lm1 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lr1 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lm2 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lr2 = enc_take(ar, (size_t)B * s->d.C3);
-    t->At = enc_take(ar, BCT);
+    enc_convsc_attn_layout(&t->att, ar, d, B, !infer, nthreads);
+    enc_convsc_dec_layout(&t->dec, ar, d, B, !infer);
+    t->mu1 = enc_take_double(ar, (size_t)d->S * d->C1);
+    t->ps1 = enc_take_double(ar, (size_t)B * d->C1 * (K1 + 3));
+    t->r1 = enc_take(ar, (size_t)d->S * d->C1);
+    t->mu3 = enc_take_double(ar, (size_t)d->S * d->C3);
+    t->r3 = enc_take(ar, (size_t)d->S * d->C3);
     t->dp1 = enc_take(ar, BC1L2 / B * Bg);
     t->dp3 = enc_take(ar, BC3L4 / B * Bg);
-    t->dap = enc_take(ar, (size_t)Bg * s->d.C3 * s->d.NB);
-    t->demb = enc_take(ar, BCT / B * Bg);
-    t->dX = enc_take(ar, BCT / B * Bg);
-    t->dXt = enc_take(ar, BCT / B * Bg);
-    t->dAt = enc_take(ar, BCT / B * Bg);
-    t->dZ = enc_take(ar, BCT / B * Bg);
-    t->dY = enc_take(ar, BCT);
-    t->ddc = enc_take(ar, BT / B * Bg);
-    t->dh = enc_take(ar, BT / B * Bg);
-    t->dgam = enc_take_double(ar, (size_t)B);
-    t->camacc = enc_take_double(ar, (size_t)s->d.T * nthreads);
-    size_t sc = (size_t)s->d.S * (s->d.C1 > s->d.C3 ? s->d.C1 : s->d.C3);
+    size_t sc = (size_t)d->S * (d->C1 > d->C3 ? d->C1 : d->C3);
     t->k1 = enc_take_double(ar, sc);
     t->k2 = enc_take_double(ar, sc);
 
-    size_t w = conv1d_work_floats(&t->cv3);
-    size_t v;
-#define MAXW(x) v = (x); if (v > w) w = v
-    MAXW(conv1d_work_floats(&t->cvd));
-    MAXW(batchnorm_work_floats(&t->bn4));
-    MAXW(linear_work_floats(B * s->d.C3, s->d.NB, s->d.T));
-    MAXW(layernorm_work_floats(B * s->d.C3, s->d.T));
-    MAXW(mha_work_floats(&t->mha));
-#undef MAXW
+    size_t w = conv1d_work_floats(&t->cv3), v;
+    if ((v = enc_convsc_attn_work_floats(&t->att, d, B)) > w) w = v;
+    if ((v = enc_convsc_dec_work_floats(&t->dec)) > w) w = v;
     t->work = enc_take(ar, w);
 }
 
@@ -213,13 +170,6 @@ static void convsc_act_free(SpEncAct *a) {
     a->impl = NULL;
 }
 
-/* Shapes for the current batch size B (contexts are sized for maxB). */
-static void set_batch(ConvscAct *t, int B) {
-    t->cv3.B = t->cvd.B = B;
-    t->bn4.N = B;
-    t->mha.B = B;
-}
-
 /* ------------------------------------------------------------ conv stages */
 /* conv output c (B, C, Lc) -> split BN (train: batch statistics; eval:
  * running statistics) -> max pool 2 -> ReLU -> p (B, C, Lp = Lc / 2), with
@@ -233,8 +183,8 @@ typedef struct {
     int B, C, Lc, S;
 } Stage;
 
-static void stage_pool_row(float *p, unsigned char *w, const float *x, int Lp, float mh, float ml,
-                           float a, float b) {
+static inline void stage_pool_row(float *p, unsigned char *w, const float *x, int Lp, float mh,
+                                  float ml, float a, float b) {
     for (int t = 0; t < Lp; t++) {
         float u = ((x[2 * t] - mh) - ml) * a + b, v = ((x[2 * t + 1] - mh) - ml) * a + b;
         int second = v > u || v != v;   /* first maximum on ties; NaN wins */
@@ -242,6 +192,39 @@ static void stage_pool_row(float *p, unsigned char *w, const float *x, int Lp, f
         p[t] = m < 0.0f ? 0.0f : m;     /* ReLU (NaN passes) */
         w[t] = (unsigned char)second;
     }
+}
+
+/* The BN transform of one (sample, channel) row as ((x - mh) - ml) * a + beta:
+ * q = split * C + channel of the batch statistics (train; the mean split in
+ * a high and a low float part, as core's batchnorm), else running statistics. */
+static inline void stage_affine(float *mh, float *ml, float *a, int train, int q, int ch,
+                                const double *mu, const float *rstd, const float *gamma,
+                                const float *rm, const float *rv) {
+    if (train) {
+        *mh = (float)mu[q];
+        *ml = (float)(mu[q] - (double)*mh);
+        *a = rstd[q] * gamma[ch];
+    } else {
+        *mh = rm[ch];
+        *ml = 0.0f;
+        *a = (float)((double)gamma[ch] / sqrt((double)rv[ch] + (double)BN_EPS));
+    }
+}
+
+/* Backward of one (split, channel) q from its sums sg = sum dy, sgx = sum dy
+ * (x - mean) over m values: k1 = sg / m, k2 = sgx rstd / m (train only), and
+ * the split's terms of dbeta (tg) and dgamma (tgx); eval: the running variance rv. */
+static inline void stage_split_coeffs(double *k1, double *k2, double *tg, double *tgx, double sg,
+                                      double sgx, double m, int train, int q, const float *rstd,
+                                      float rv) {
+    double r_ = train ? (double)rstd[q] : 1.0 / sqrt((double)rv + (double)BN_EPS);
+    sgx *= r_;   /* sum dy * xhat */
+    if (train) {
+        k1[q] = sg / m;
+        k2[q] = sgx / m;
+    }
+    *tg += sg;
+    *tgx += sgx;
 }
 
 static void stage_forward(const Stage *g, float *p, unsigned char *w, double *mu, float *rstd,
@@ -296,16 +279,7 @@ static void stage_forward(const Stage *g, float *p, unsigned char *w, double *mu
         for (int ch = 0; ch < C; ch++) {
             const size_t r = (size_t)b * C + ch;
             float mh, ml, a;
-            if (train) {
-                const int q = (b % S) * C + ch;
-                mh = (float)mu[q];
-                ml = (float)(mu[q] - (double)mh);
-                a = rstd[q] * gamma[ch];
-            } else {
-                mh = rm[ch];
-                ml = 0.0f;
-                a = (float)((double)gamma[ch] / sqrt((double)rv[ch] + (double)BN_EPS));
-            }
+            stage_affine(&mh, &ml, &a, train, (b % S) * C + ch, ch, mu, rstd, gamma, rm, rv);
             stage_pool_row(p + r * Lp, w + r * Lp, c + r * Lc, Lp, mh, ml, a, beta[ch]);
         }
 }
@@ -338,15 +312,7 @@ static void stage_backward(const Stage *g, float *c, const float *dp, const unsi
                     sgx += dy * ((double)x[2 * t + wr[t]] - mean);
                 }
             }
-            double r_ = train ? (double)rstd[sp * C + ch]
-                              : 1.0 / sqrt((double)rv[ch] + (double)BN_EPS);
-            sgx *= r_;   /* sum dy * xhat */
-            if (train) {
-                k1[sp * C + ch] = sg / m;
-                k2[sp * C + ch] = sgx / m;
-            }
-            tg += sg;
-            tgx += sgx;
+            stage_split_coeffs(k1, k2, &tg, &tgx, sg, sgx, m, train, sp * C + ch, rstd, rv[ch]);
         }
         dbeta[ch] += (float)tg;
         dgamma[ch] += (float)tgx;
@@ -495,30 +461,14 @@ static void s1_forward(const Stage1 *g, float *p, unsigned char *wsel, double *m
         for (int ch = 0; ch < C; ch++) {
             const size_t r = (size_t)b * C + ch;
             float mh, ml, a;
-            if (train) {
-                const int q = (b % S) * C + ch;
-                mh = (float)mu[q];
-                ml = (float)(mu[q] - (double)mh);
-                a = rstd[q] * gamma[ch];
-            } else {
-                mh = rm[ch];
-                ml = 0.0f;
-                a = (float)((double)gamma[ch] / sqrt((double)rv[ch] + (double)BN_EPS));
-            }
+            stage_affine(&mh, &ml, &a, train, (b % S) * C + ch, ch, mu, rstd, gamma, rm, rv);
             const float be = beta[ch];
             float *pr = p + r * Lp;
             unsigned char *wr = wsel + r * Lp;
             for (int t0 = 0; t0 < Lp; t0 += S1_BLK / 2) {
                 const int nt = Lp - t0 < S1_BLK / 2 ? Lp - t0 : S1_BLK / 2;
                 s1_conv_blk(yb, e, o, w + (size_t)ch * K1, bias[ch], 2 * t0, 2 * nt);
-                for (int t = 0; t < nt; t++) {
-                    float u = ((yb[2 * t] - mh) - ml) * a + be;
-                    float v = ((yb[2 * t + 1] - mh) - ml) * a + be;
-                    int second = v > u || v != v;   /* first maximum on ties; NaN wins */
-                    float mx = second ? v : u;
-                    pr[t0 + t] = mx < 0.0f ? 0.0f : mx;   /* ReLU (NaN passes) */
-                    wr[t0 + t] = (unsigned char)second;
-                }
+                stage_pool_row(pr + t0, wr + t0, yb, nt, mh, ml, a, be);
             }
         }
     }
@@ -581,15 +531,7 @@ static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *w
                 sg += ps[((size_t)b * C + ch) * stride + K1 + 1];
                 sgx += ps[((size_t)b * C + ch) * stride + K1 + 2];
             }
-            double r_ = train ? (double)rstd[sp * C + ch]
-                              : 1.0 / sqrt((double)rv[ch] + (double)BN_EPS);
-            sgx *= r_;   /* sum dy * xhat */
-            if (train) {
-                k1[sp * C + ch] = sg / m;
-                k2[sp * C + ch] = sgx / m;
-            }
-            tg += sg;
-            tgx += sgx;
+            stage_split_coeffs(k1, k2, &tg, &tgx, sg, sgx, m, train, sp * C + ch, rstd, rv[ch]);
         }
         dbeta[ch] += (float)tg;
         dgamma[ch] += (float)tgx;
@@ -676,9 +618,9 @@ static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int
     const Convsc *s = e->impl;
     ConvscAct *t = a->impl;
     const SpParams *p = &e->params;
-    set_batch(t, B);
+    t->cv3.B = B;   /* contexts are sized for maxB */
     const ConvscLens n = t->n;
-    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
+    const int C1 = s->d.C1, C3 = s->d.C3;
     const int *ix = s->idx;
 #define D(k) sp_params_data(p, ix[k])
 
@@ -695,42 +637,10 @@ static void convsc_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int
     stage_forward(&g3, t->p3, t->w3, t->mu3, t->r3, t->c3, D(T_BN3W), D(T_BN3B), D(T_BN3RM),
                   D(T_BN3RV), train);
 
-    /* adaptive pool -> embedding Linear -> LN: X (B*C3, T) */
-    adaptive_avgpool1d_forward(t->ap, t->p3, B * C3, n.L4, s->d.NB);
-    linear_forward(t->emb, t->ap, D(T_EMW), D(T_EMB), B * C3, s->d.NB, T);
-    layernorm_forward(t->X, t->lm1, t->lr1, t->emb, D(T_LN1W), D(T_LN1B), B * C3, T, LN_EPS);
-
-    /* spatial attention over the T tokens (token-major) */
-    enc_transpose_bcl(t->Xt, t->X, B, C3, T);
-    mha_forward(t->At, t->cache, t->Xt, D(T_INW), D(T_INB), D(T_OUTW), D(T_OUTB), &t->mha,
-                t->work);
-    /* A_S back to channel-major into dY (free until backward) */
-    enc_transpose_bcl(t->dY, t->At, B, T, C3);
-
-    /* CAM + fusion */
-    const float gamma = D(T_GAM)[0];
-#pragma omp parallel
-    {
-        double *acc = t->camacc + (size_t)T * omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
-            size_t o = (size_t)b * C3 * T;
-            enc_cam_fuse_sample(t->Z + o, t->Att + (size_t)b * C3 * C3, t->AX + o, t->X + o,
-                            t->dY + o, gamma, C3, T, acc);
-        }
-    }
-    layernorm_forward(t->Y, t->lm2, t->lr2, t->Z, D(T_LN2W), D(T_LN2B), B * C3, T, LN_EPS);
-
+    /* adaptive pool -> embedding -> MHA + CAM -> fusion -> LN: Y (B*C3, T) */
+    enc_convsc_attn_forward(&t->att, p, ix, &s->d, t->p3, B, n.L4, t->work);
     /* dec_conv3 (1x1, C3 -> 1) -> BN(1) -> ReLU */
-    conv1d_forward(t->dc, t->Y, D(T_DCW), D(T_DCB), &t->cvd, t->work);
-    if (train)
-        batchnorm_forward_train(t->h, t->m4, t->r4, t->dc, D(T_BN4W), D(T_BN4B), D(T_BN4RM),
-                                D(T_BN4RV), &t->bn4);
-    else
-        batchnorm_forward_eval(t->h, t->dc, D(T_BN4W), D(T_BN4B), D(T_BN4RM), D(T_BN4RV),
-                               &t->bn4);
-    enc_relu_inplace(t->h, B, (size_t)T);
-    memcpy(feat, t->h, (size_t)B * T * sizeof(float));
+    enc_convsc_dec_forward(&t->dec, p, ix, t->att.Y, B, train, feat, t->work);
 #undef D
 }
 
@@ -738,62 +648,17 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
     const Convsc *s = e->impl;
     ConvscAct *t = a->impl;
     const SpParams *p = &e->params;
-    set_batch(t, B);
+    t->cv3.B = B;   /* contexts are sized for maxB */
     const ConvscLens n = t->n;
-    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
+    const int C1 = s->d.C1, C3 = s->d.C3;
     const int *ix = s->idx;
     const int train = a->mode == SP_ENC_TRAIN;
 #define D(k) sp_params_data(p, ix[k])
 #define G(k) sp_params_grad(p, ix[k])
-    const size_t CT = (size_t)C3 * T;
 
-    /* ReLU -> BN(1) -> dec_conv3 */
-    memcpy(t->dh, dfeat, (size_t)B * T * sizeof(float));
-    enc_relu_mask(t->dh, t->h, B, (size_t)T);
-    enc_zero(t->ddc, B, (size_t)T);
-    if (train)
-        batchnorm_backward(t->ddc, G(T_BN4W), G(T_BN4B), t->dh, t->dc, t->m4, t->r4, D(T_BN4W),
-                           &t->bn4, t->work);
-    else
-        batchnorm_backward_eval(t->ddc, G(T_BN4W), G(T_BN4B), t->dh, t->dc, D(T_BN4W),
-                                D(T_BN4RM), D(T_BN4RV), &t->bn4, t->work);
-    enc_zero(t->dY, B, CT);
-    conv1d_backward(t->dY, G(T_DCW), G(T_DCB), t->ddc, t->Y, D(T_DCW), &t->cvd, t->work);
-
-    /* LN2 */
-    enc_zero(t->dZ, B, CT);
-    layernorm_backward(t->dZ, G(T_LN2W), G(T_LN2B), t->dY, t->Z, t->lm2, t->lr2, D(T_LN2W),
-                       B * C3, T, t->work);
-
-    /* CAM + fusion: dX from the X terms and the channel attention */
-    enc_zero(t->dX, B, CT);
-    const float gamma = D(T_GAM)[0];
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        size_t o = (size_t)b * CT;
-        t->dgam[b] = enc_cam_backward_sample(t->dX + o, t->dZ + o, t->X + o,
-                                         t->Att + (size_t)b * C3 * C3, t->AX + o, gamma, C3, T);
-    }
-    double dg = 0.0;
-    for (int b = 0; b < B; b++) dg += t->dgam[b];
-    G(T_GAM)[0] += (float)dg;
-
-    /* MHA: dA_S = dZ (token-major) */
-    enc_transpose_bcl(t->dAt, t->dZ, B, C3, T);
-    enc_zero(t->dXt, B, CT);
-    mha_backward(t->dXt, G(T_INW), G(T_INB), G(T_OUTW), G(T_OUTB), t->dAt, t->Xt, t->cache,
-                 D(T_INW), D(T_OUTW), &t->mha, t->work);
-    enc_transpose_bcl_add(t->dX, t->dXt, B, T, C3);
-
-    /* LN1 -> embedding Linear -> adaptive pool */
-    enc_zero(t->demb, B, CT);
-    layernorm_backward(t->demb, G(T_LN1W), G(T_LN1B), t->dX, t->emb, t->lm1, t->lr1, D(T_LN1W),
-                       B * C3, T, t->work);
-    enc_zero(t->dap, B, (size_t)C3 * s->d.NB);
-    linear_backward(t->dap, G(T_EMW), G(T_EMB), t->demb, t->ap, D(T_EMW), B * C3, s->d.NB, T,
-                    t->work);
-    enc_zero(t->dp3, B, (size_t)C3 * n.L4);
-    adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->d.NB);
+    /* ReLU -> BN(1) -> dec_conv3 -> LN2 -> CAM / MHA -> LN1 -> embedding -> adaptive pool */
+    enc_convsc_dec_backward(&t->dec, p, ix, dfeat, t->att.Y, t->att.dY, B, train, t->work);
+    enc_convsc_attn_backward(&t->att, p, ix, &s->d, t->dp3, B, n.L4, t->work);
 
     /* ReLU -> pool -> BN -> conv3 (c3 becomes its gradient) */
     const Stage1 g1 = {B, C1, a->L, n.L1, s->d.S, (a->L + 1) / 2, a->L / 2};
@@ -815,16 +680,7 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
 
 static double convsc_flops(const SpEncoder *e, int L) {
     const Convsc *s = e->impl;
-    ConvscLens n = enc_convsc_lens(L);
-    double C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
-    double macs = C1 * 5.0 * n.L1                 /* conv1 */
-                  + C3 * C1 * 5.0 * n.L3          /* conv3 */
-                  + C3 * s->d.NB * T                /* embedding */
-                  + 4.0 * C3 * C3 * T             /* MHA in_proj (3) + out_proj (1) */
-                  + 2.0 * T * T * C3              /* scores + weighted values */
-                  + 2.0 * C3 * C3 * T             /* CAM: E and Att X */
-                  + C3 * T;                       /* dec_conv3 */
-    return 2.0 * macs;
+    return 2.0 * enc_convsc_macs(&s->d, L);
 }
 
 const SpEncArch sp_enc_arch_convsc = {

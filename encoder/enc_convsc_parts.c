@@ -3,11 +3,16 @@
 #include "enc_convsc_parts.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "enc_arch.h"
 #include "sp_layers.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOM 0.1f
+#define LN_EPS 1e-5f
 
 SpStatus enc_convsc_dims(ConvscDims *d, const SpConfig *cfg, const char *arch) {
     char k[96];
@@ -195,4 +200,192 @@ double enc_cam_backward_sample(float *dX, const float *dZ, const float *X, const
         }
     }
     return dg;
+}
+
+double enc_convsc_macs(const ConvscDims *d, int L) {
+    ConvscLens n = enc_convsc_lens(L);
+    double C1 = d->C1, C3 = d->C3, T = d->T;
+    return C1 * 5.0 * n.L1            /* conv1 */
+           + C3 * C1 * 5.0 * n.L3     /* conv3 */
+           + C3 * d->NB * T           /* embedding */
+           + 4.0 * C3 * C3 * T        /* MHA in_proj (3) + out_proj (1) */
+           + 2.0 * T * T * C3         /* scores + weighted values */
+           + 2.0 * C3 * C3 * T        /* CAM: E and Att X */
+           + C3 * T;                  /* dec_conv3 */
+}
+
+/* ------------------------------------------------ the attention part */
+void enc_convsc_attn_layout(ConvscAttn *t, EncArena *ar, const ConvscDims *d, int B, int grad,
+                            int nthreads) {
+    const size_t BCT = (size_t)B * d->C3 * d->T;
+    t->mha = (SpMHA){B, d->T, d->C3, d->H};
+    t->ap = enc_take(ar, (size_t)B * d->C3 * d->NB);
+    t->emb = enc_take(ar, BCT);
+    t->X = enc_take(ar, BCT);
+    t->Xt = enc_take(ar, BCT);
+    t->cache = enc_take(ar, mha_cache_floats(&t->mha));
+    t->Att = enc_take(ar, (size_t)B * d->C3 * d->C3);
+    t->AX = enc_take(ar, BCT);
+    t->Z = enc_take(ar, BCT);
+    t->Y = enc_take(ar, BCT);
+    t->At = enc_take(ar, BCT);
+    t->lm1 = enc_take(ar, (size_t)B * d->C3);
+    t->lr1 = enc_take(ar, (size_t)B * d->C3);
+    t->lm2 = enc_take(ar, (size_t)B * d->C3);
+    t->lr2 = enc_take(ar, (size_t)B * d->C3);
+    t->dY = enc_take(ar, BCT);
+    t->camacc = enc_take_double(ar, (size_t)d->T * nthreads);
+    t->dap = t->demb = t->dX = t->dXt = t->dAt = t->dZ = NULL;
+    t->dgam = NULL;
+    if (!grad) return;
+    t->dap = enc_take(ar, (size_t)B * d->C3 * d->NB);
+    t->demb = enc_take(ar, BCT);
+    t->dX = enc_take(ar, BCT);
+    t->dXt = enc_take(ar, BCT);
+    t->dAt = enc_take(ar, BCT);
+    t->dZ = enc_take(ar, BCT);
+    t->dgam = enc_take_double(ar, (size_t)B);
+}
+
+size_t enc_convsc_attn_work_floats(const ConvscAttn *t, const ConvscDims *d, int B) {
+    size_t w = linear_work_floats(B * d->C3, d->NB, d->T), v;
+    if ((v = layernorm_work_floats(B * d->C3, d->T)) > w) w = v;
+    if ((v = mha_work_floats(&t->mha)) > w) w = v;
+    return w;
+}
+
+void enc_convsc_attn_forward(ConvscAttn *t, const SpParams *p, const int *ix, const ConvscDims *d,
+                             const float *p3, int B, int L4, float *work) {
+    const int C3 = d->C3, T = d->T;
+    t->mha.B = B;
+#define D(k) sp_params_data(p, ix[k])
+    /* adaptive pool -> embedding Linear -> LN: X (B*C3, T) */
+    adaptive_avgpool1d_forward(t->ap, p3, B * C3, L4, d->NB);
+    linear_forward(t->emb, t->ap, D(T_EMW), D(T_EMB), B * C3, d->NB, T);
+    layernorm_forward(t->X, t->lm1, t->lr1, t->emb, D(T_LN1W), D(T_LN1B), B * C3, T, LN_EPS);
+
+    /* spatial attention over the T tokens (token-major) */
+    enc_transpose_bcl(t->Xt, t->X, B, C3, T);
+    mha_forward(t->At, t->cache, t->Xt, D(T_INW), D(T_INB), D(T_OUTW), D(T_OUTB), &t->mha, work);
+    /* A_S back to channel-major into dY (free until backward) */
+    enc_transpose_bcl(t->dY, t->At, B, T, C3);
+
+    /* CAM + fusion */
+    const float gamma = D(T_GAM)[0];
+#pragma omp parallel
+    {
+        double *acc = t->camacc + (size_t)T * omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            size_t o = (size_t)b * C3 * T;
+            enc_cam_fuse_sample(t->Z + o, t->Att + (size_t)b * C3 * C3, t->AX + o, t->X + o,
+                                t->dY + o, gamma, C3, T, acc);
+        }
+    }
+    layernorm_forward(t->Y, t->lm2, t->lr2, t->Z, D(T_LN2W), D(T_LN2B), B * C3, T, LN_EPS);
+#undef D
+}
+
+void enc_convsc_attn_backward(ConvscAttn *t, const SpParams *p, const int *ix,
+                              const ConvscDims *d, float *dp3, int B, int L4, float *work) {
+    const int C3 = d->C3, T = d->T;
+    const size_t CT = (size_t)C3 * T;
+    t->mha.B = B;
+#define D(k) sp_params_data(p, ix[k])
+#define G(k) sp_params_grad(p, ix[k])
+    /* LN2 */
+    enc_zero(t->dZ, B, CT);
+    layernorm_backward(t->dZ, G(T_LN2W), G(T_LN2B), t->dY, t->Z, t->lm2, t->lr2, D(T_LN2W),
+                       B * C3, T, work);
+
+    /* CAM + fusion: dX from the X terms and the channel attention */
+    enc_zero(t->dX, B, CT);
+    const float gamma = D(T_GAM)[0];
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        size_t o = (size_t)b * CT;
+        t->dgam[b] = enc_cam_backward_sample(t->dX + o, t->dZ + o, t->X + o,
+                                             t->Att + (size_t)b * C3 * C3, t->AX + o, gamma, C3,
+                                             T);
+    }
+    double dg = 0.0;
+    for (int b = 0; b < B; b++) dg += t->dgam[b];
+    G(T_GAM)[0] += (float)dg;
+
+    /* MHA: dA_S = dZ (token-major) */
+    enc_transpose_bcl(t->dAt, t->dZ, B, C3, T);
+    enc_zero(t->dXt, B, CT);
+    mha_backward(t->dXt, G(T_INW), G(T_INB), G(T_OUTW), G(T_OUTB), t->dAt, t->Xt, t->cache,
+                 D(T_INW), D(T_OUTW), &t->mha, work);
+    enc_transpose_bcl_add(t->dX, t->dXt, B, T, C3);
+
+    /* LN1 -> embedding Linear -> adaptive pool */
+    enc_zero(t->demb, B, CT);
+    layernorm_backward(t->demb, G(T_LN1W), G(T_LN1B), t->dX, t->emb, t->lm1, t->lr1, D(T_LN1W),
+                       B * C3, T, work);
+    enc_zero(t->dap, B, (size_t)C3 * d->NB);
+    linear_backward(t->dap, G(T_EMW), G(T_EMB), t->demb, t->ap, D(T_EMW), B * C3, d->NB, T,
+                    work);
+    enc_zero(dp3, B, (size_t)C3 * L4);
+    adaptive_avgpool1d_backward(dp3, t->dap, B * C3, L4, d->NB);
+#undef D
+#undef G
+}
+
+/* --------------------------------------------------------- the output */
+void enc_convsc_dec_layout(ConvscDec *t, EncArena *ar, const ConvscDims *d, int B, int grad) {
+    const size_t BT = (size_t)B * d->T;
+    t->cvd = conv1d_shape(B, d->C3, d->T, 1, 1, 1, 0);
+    t->bn4 = (SpBatchNorm){B, 1, d->T, d->S, BN_EPS, BN_MOM};
+    t->dc = enc_take(ar, BT);
+    t->h = enc_take(ar, BT);
+    t->m4 = enc_take(ar, (size_t)d->S);
+    t->r4 = enc_take(ar, (size_t)d->S);
+    t->ddc = grad ? enc_take(ar, BT) : NULL;
+    t->dh = grad ? enc_take(ar, BT) : NULL;
+}
+
+size_t enc_convsc_dec_work_floats(const ConvscDec *t) {
+    size_t w = conv1d_work_floats(&t->cvd), v = batchnorm_work_floats(&t->bn4);
+    return v > w ? v : w;
+}
+
+void enc_convsc_dec_forward(ConvscDec *t, const SpParams *p, const int *ix, const float *Y,
+                            int B, int train, float *feat, float *work) {
+    t->cvd.B = B;
+    t->bn4.N = B;
+#define D(k) sp_params_data(p, ix[k])
+    conv1d_forward(t->dc, Y, D(T_DCW), D(T_DCB), &t->cvd, work);
+    if (train)
+        batchnorm_forward_train(t->h, t->m4, t->r4, t->dc, D(T_BN4W), D(T_BN4B), D(T_BN4RM),
+                                D(T_BN4RV), &t->bn4);
+    else
+        batchnorm_forward_eval(t->h, t->dc, D(T_BN4W), D(T_BN4B), D(T_BN4RM), D(T_BN4RV),
+                               &t->bn4);
+    enc_relu_inplace(t->h, B, (size_t)t->bn4.L);
+    memcpy(feat, t->h, (size_t)B * t->bn4.L * sizeof(float));
+#undef D
+}
+
+void enc_convsc_dec_backward(ConvscDec *t, const SpParams *p, const int *ix, const float *dfeat,
+                             const float *Y, float *dY, int B, int train, float *work) {
+    const int T = t->bn4.L;
+    t->cvd.B = B;
+    t->bn4.N = B;
+#define D(k) sp_params_data(p, ix[k])
+#define G(k) sp_params_grad(p, ix[k])
+    /* ReLU -> BN(1) -> dec_conv3 */
+    memcpy(t->dh, dfeat, (size_t)B * T * sizeof(float));
+    enc_relu_mask(t->dh, t->h, B, (size_t)T);
+    enc_zero(t->ddc, B, (size_t)T);
+    if (train)
+        batchnorm_backward(t->ddc, G(T_BN4W), G(T_BN4B), t->dh, t->dc, t->m4, t->r4, D(T_BN4W),
+                           &t->bn4, work);
+    else
+        batchnorm_backward_eval(t->ddc, G(T_BN4W), G(T_BN4B), t->dh, t->dc, D(T_BN4W),
+                                D(T_BN4RM), D(T_BN4RV), &t->bn4, work);
+    enc_zero(dY, B, (size_t)t->cvd.C * T);
+    conv1d_backward(dY, G(T_DCW), G(T_DCB), t->ddc, Y, D(T_DCW), &t->cvd, work);
+#undef D
+#undef G
 }

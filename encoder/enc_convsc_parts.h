@@ -11,7 +11,9 @@
 
 #include <stddef.h>
 
+#include "enc_arch.h"
 #include "sp_config.h"
+#include "sp_layers.h"
 #include "sp_params.h"
 #include "sp_rng.h"
 
@@ -56,6 +58,8 @@ typedef struct {
 ConvscLens enc_convsc_lens(int L);
 /* Every length >= 1 (the stem works on L points). */
 int enc_convsc_length_ok(int L);
+/* Multiply-adds of one ConvSC forward on L points (integers: exact in double). */
+double enc_convsc_macs(const ConvscDims *d, int L);
 
 /* CAM + fusion, one sample. X, As (C, T); Att (C, C); AX, Z (C, T):
  * E = X X^T, Att = softmax_row(-E), AX = Att X, Z = (X + As) + (gamma AX + X).
@@ -67,5 +71,56 @@ void enc_cam_fuse_sample(float *Z, float *Att, float *AX, const float *X, const 
 /* CAM backward, one sample. dZ (C,T) -> dX += ..., returns dgamma. */
 double enc_cam_backward_sample(float *dX, const float *dZ, const float *X, const float *Att,
                                const float *AX, float gamma, int C, int T);
+
+/* ------------------------------------------------ the attention part */
+/* p3 (B, C3, L4) -> adaptive avg pool NB -> Linear(NB -> T) -> LN(T): X;
+ * A_S = MHA over the T tokens; CAM; Z = (X + A_S) + (gamma AX + X) -> LN(T): Y
+ * (B, C3, T). Buffers from enc_convsc_attn_layout (grad = 0: inference-only,
+ * no backward buffers). Functions open their own OpenMP regions. */
+typedef struct {
+    SpMHA mha;
+    float *ap;                      /* (B, C3, NB) pooled */
+    float *emb, *X, *Xt, *At;       /* (B, C3, T); Xt, At token-major */
+    float *cache;                   /* MHA cache */
+    float *Att;                     /* (B, C3, C3) channel attention */
+    float *AX, *Z, *Y;              /* (B, C3, T) */
+    float *lm1, *lr1, *lm2, *lr2;   /* LN saved mean / rstd (B*C3) */
+    float *dY;                      /* (B, C3, T) gradient w.r.t. Y; the forward's A_S scratch */
+    double *camacc;                 /* CAM scratch, T doubles per thread */
+    /* backward */
+    float *dap, *demb, *dX, *dXt, *dAt, *dZ;
+    double *dgam;                   /* per-sample dgamma partials (B) */
+} ConvscAttn;
+
+void enc_convsc_attn_layout(ConvscAttn *t, EncArena *ar, const ConvscDims *d, int B, int grad,
+                            int nthreads);
+/* floats of `work` forward and backward need (B = the context's maxB) */
+size_t enc_convsc_attn_work_floats(const ConvscAttn *t, const ConvscDims *d, int B);
+/* p3 (B, C3, L4) -> t->Y. */
+void enc_convsc_attn_forward(ConvscAttn *t, const SpParams *p, const int *ix, const ConvscDims *d,
+                             const float *p3, int B, int L4, float *work);
+/* t->dY (the gradient w.r.t. Y) -> dp3 (B, C3, L4), overwritten; adds into
+ * the parameter gradients. */
+void enc_convsc_attn_backward(ConvscAttn *t, const SpParams *p, const int *ix,
+                              const ConvscDims *d, float *dp3, int B, int L4, float *work);
+
+/* --------------------------------------------------------- the output */
+/* Y (B, C3, T) -> dec_conv3 (1x1, C3 -> 1) -> split BN(1) -> ReLU: h (B, T). */
+typedef struct {
+    SpConv1d cvd;
+    SpBatchNorm bn4;
+    float *dc, *h;                  /* (B, T) conv output, feature */
+    float *m4, *r4;                 /* BN saved mean / rstd (S) */
+    float *ddc, *dh;                /* backward (B, T) */
+} ConvscDec;
+
+void enc_convsc_dec_layout(ConvscDec *t, EncArena *ar, const ConvscDims *d, int B, int grad);
+size_t enc_convsc_dec_work_floats(const ConvscDec *t);
+/* train: batch statistics (SP_ENC_TRAIN); else running statistics. */
+void enc_convsc_dec_forward(ConvscDec *t, const SpParams *p, const int *ix, const float *Y,
+                            int B, int train, float *feat, float *work);
+/* dfeat (B, T) -> dY (B, C3, T), overwritten; adds into the parameter gradients. */
+void enc_convsc_dec_backward(ConvscDec *t, const SpParams *p, const int *ix, const float *dfeat,
+                             const float *Y, float *dY, int B, int train, float *work);
 
 #endif

@@ -39,7 +39,6 @@
  * regions (through sp_layers.h or below); never call from inside one.
  */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,23 +139,21 @@ static void convsct_init(SpEncoder *e, SpRng *rng) {
 /* ------------------------------------------------------------ activations */
 typedef struct {
     ConvscLens n;
-    SpConv1d cv1, cv3, cvd;
-    SpBatchNorm bn1, bn3, bn4;
-    SpMHA mha;
+    SpConv1d cv1, cv3;
+    SpBatchNorm bn1, bn3;
     char *arena;
+    ConvscAttn att;                              /* p3 -> Y (enc_convsc_parts.h) */
+    ConvscDec dec;                               /* Y3 -> h */
     /* forward, kept for backward */
-    float *xin, *c1, *p1, *c3, *p3, *ap, *emb, *X, *Xt, *cache, *Att, *AX, *Z, *Y;
-    float *f1, *S3, *Y3, *dc, *h;
+    float *xin, *c1, *p1, *c3, *p3;
+    float *f1, *S3, *Y3;
     int *idx1, *idx3;
-    float *m1, *r1, *m3, *r3, *m4, *r4;          /* BN saved mean / rstd (S*C) */
-    float *lm1, *lr1, *lm2, *lr2, *lm3, *lr3;    /* LN saved mean / rstd */
+    float *m1, *r1, *m3, *r3;                    /* BN saved mean / rstd (S*C) */
+    float *lm3, *lr3;                            /* LN saved mean / rstd */
     /* scratch: pre-pool BN output in forward, its gradient in backward */
-    float *t1, *t3, *At;
+    float *t1, *t3;
     /* backward */
-    float *dc1, *dp1, *dc3, *dp3, *dap, *demb, *dX, *dXt, *dAt, *dZ, *dY, *df1, *dS3, *dY3;
-    float *ddc, *dh;
-    double *dgam;                                /* per-sample dgamma partials (B) */
-    double *camacc;                              /* CAM scratch, T doubles per thread */
+    float *dc1, *dp1, *dc3, *dp3, *df1, *dS3, *dY3;
     float *work;
 } ConvsctAct;
 
@@ -164,18 +161,15 @@ typedef struct {
 static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B, int L,
                            int grad, int nthreads) {
     ConvscLens n = enc_convsc_lens(L);
-    size_t BC1L1 = (size_t)B * s->d.C1 * n.L1, BC1L2 = (size_t)B * s->d.C1 * n.L2;
-    size_t BC3L3 = (size_t)B * s->d.C3 * n.L3, BC3L4 = (size_t)B * s->d.C3 * n.L4;
-    size_t BCT = (size_t)B * s->d.C3 * s->d.T, BT = (size_t)B * s->d.T;
-    size_t BCF = (size_t)B * s->d.C3 * s->F;
+    const ConvscDims *d = &s->d;
+    size_t BC1L1 = (size_t)B * d->C1 * n.L1, BC1L2 = (size_t)B * d->C1 * n.L2;
+    size_t BC3L3 = (size_t)B * d->C3 * n.L3, BC3L4 = (size_t)B * d->C3 * n.L4;
+    size_t BCT = (size_t)B * d->C3 * d->T, BCF = (size_t)B * d->C3 * s->F;
     t->n = n;
-    t->cv1 = conv1d_shape(B, 1, L, s->d.C1, 5, 2, 0);
-    t->cv3 = conv1d_shape(B, s->d.C1, n.L2, s->d.C3, 5, 1, 0);
-    t->cvd = conv1d_shape(B, s->d.C3, s->d.T, 1, 1, 1, 0);
-    t->bn1 = (SpBatchNorm){B, s->d.C1, n.L1, s->d.S, BN_EPS, BN_MOM};
-    t->bn3 = (SpBatchNorm){B, s->d.C3, n.L3, s->d.S, BN_EPS, BN_MOM};
-    t->bn4 = (SpBatchNorm){B, 1, s->d.T, s->d.S, BN_EPS, BN_MOM};
-    t->mha = (SpMHA){B, s->d.T, s->d.C3, s->d.H};
+    t->cv1 = conv1d_shape(B, 1, L, d->C1, 5, 2, 0);
+    t->cv3 = conv1d_shape(B, d->C1, n.L2, d->C3, 5, 1, 0);
+    t->bn1 = (SpBatchNorm){B, d->C1, n.L1, d->S, BN_EPS, BN_MOM};
+    t->bn3 = (SpBatchNorm){B, d->C3, n.L3, d->S, BN_EPS, BN_MOM};
 
     t->xin = enc_take(ar, (size_t)B * L);
     t->c1 = enc_take(ar, BC1L1);
@@ -184,72 +178,41 @@ static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B,
     t->c3 = enc_take(ar, BC3L3);
     t->p3 = enc_take(ar, BC3L4);
     t->idx3 = enc_take_int(ar, BC3L4);
-    t->ap = enc_take(ar, (size_t)B * s->d.C3 * s->d.NB);
-    t->emb = enc_take(ar, BCT);
-    t->X = enc_take(ar, BCT);
-    t->Xt = enc_take(ar, BCT);
-    t->cache = enc_take(ar, mha_cache_floats(&t->mha));
-    t->Att = enc_take(ar, (size_t)B * s->d.C3 * s->d.C3);
-    t->AX = enc_take(ar, BCT);
-    t->Z = enc_take(ar, BCT);
-    t->Y = enc_take(ar, BCT);
+    enc_convsc_attn_layout(&t->att, ar, d, B, grad, nthreads);
+    enc_convsc_dec_layout(&t->dec, ar, d, B, grad);
     t->f1 = enc_take(ar, BCF);
     t->S3 = enc_take(ar, BCT);
     t->Y3 = enc_take(ar, BCT);
-    t->dc = enc_take(ar, BT);
-    t->h = enc_take(ar, BT);
-    t->m1 = enc_take(ar, (size_t)s->d.S * s->d.C1);
-    t->r1 = enc_take(ar, (size_t)s->d.S * s->d.C1);
-    t->m3 = enc_take(ar, (size_t)s->d.S * s->d.C3);
-    t->r3 = enc_take(ar, (size_t)s->d.S * s->d.C3);
-    t->m4 = enc_take(ar, (size_t)s->d.S);
-    t->r4 = enc_take(ar, (size_t)s->d.S);
-    t->lm1 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lr1 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lm2 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lr2 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lm3 = enc_take(ar, (size_t)B * s->d.C3);
-    t->lr3 = enc_take(ar, (size_t)B * s->d.C3);
+    t->m1 = enc_take(ar, (size_t)d->S * d->C1);
+    t->r1 = enc_take(ar, (size_t)d->S * d->C1);
+    t->m3 = enc_take(ar, (size_t)d->S * d->C3);
+    t->r3 = enc_take(ar, (size_t)d->S * d->C3);
+    t->lm3 = enc_take(ar, (size_t)B * d->C3);
+    t->lr3 = enc_take(ar, (size_t)B * d->C3);
     t->t1 = enc_take(ar, BC1L1);
     t->t3 = enc_take(ar, BC3L3);
-    t->At = enc_take(ar, BCT);
-    t->dY = enc_take(ar, BCT);   /* also the forward's A_S scratch */
-    t->camacc = enc_take_double(ar, (size_t)s->d.T * nthreads);
-    t->dc1 = t->dp1 = t->dc3 = t->dp3 = t->dap = t->demb = t->dX = t->dXt = t->dAt = NULL;
-    t->dZ = t->df1 = t->dS3 = t->dY3 = t->ddc = t->dh = NULL;
-    t->dgam = NULL;
+    t->dc1 = t->dp1 = t->dc3 = t->dp3 = t->df1 = t->dS3 = t->dY3 = NULL;
     if (grad) {
         t->dc1 = enc_take(ar, BC1L1);
         t->dp1 = enc_take(ar, BC1L2);
         t->dc3 = enc_take(ar, BC3L3);
         t->dp3 = enc_take(ar, BC3L4);
-        t->dap = enc_take(ar, (size_t)B * s->d.C3 * s->d.NB);
-        t->demb = enc_take(ar, BCT);
-        t->dX = enc_take(ar, BCT);
-        t->dXt = enc_take(ar, BCT);
-        t->dAt = enc_take(ar, BCT);
-        t->dZ = enc_take(ar, BCT);
         t->df1 = enc_take(ar, BCF);
         t->dS3 = enc_take(ar, BCT);
         t->dY3 = enc_take(ar, BCT);
-        t->ddc = enc_take(ar, BT);
-        t->dh = enc_take(ar, BT);
-        t->dgam = enc_take_double(ar, (size_t)B);
     }
 
     size_t w = conv1d_work_floats(&t->cv1);
     size_t v;
 #define MAXW(x) v = (x); if (v > w) w = v
     MAXW(conv1d_work_floats(&t->cv3));
-    MAXW(conv1d_work_floats(&t->cvd));
     MAXW(batchnorm_work_floats(&t->bn1));
     MAXW(batchnorm_work_floats(&t->bn3));
-    MAXW(batchnorm_work_floats(&t->bn4));
-    MAXW(linear_work_floats(B * s->d.C3, s->d.NB, s->d.T));
-    MAXW(linear_work_floats(B * s->d.C3, s->d.T, s->F));
-    MAXW(linear_work_floats(B * s->d.C3, s->F, s->d.T));
-    MAXW(layernorm_work_floats(B * s->d.C3, s->d.T));
-    MAXW(mha_work_floats(&t->mha));
+    MAXW(linear_work_floats(B * d->C3, d->T, s->F));
+    MAXW(linear_work_floats(B * d->C3, s->F, d->T));
+    MAXW(layernorm_work_floats(B * d->C3, d->T));
+    MAXW(enc_convsc_attn_work_floats(&t->att, d, B));
+    MAXW(enc_convsc_dec_work_floats(&t->dec));
 #undef MAXW
     t->work = enc_take(ar, w);
 }
@@ -280,9 +243,8 @@ static void convsct_act_free(SpEncAct *a) {
 
 /* Shapes for the current batch size B (contexts are sized for maxB). */
 static void set_batch(ConvsctAct *t, int B) {
-    t->cv1.B = t->cv3.B = t->cvd.B = B;
-    t->bn1.N = t->bn3.N = t->bn4.N = B;
-    t->mha.B = B;
+    t->cv1.B = t->cv3.B = B;
+    t->bn1.N = t->bn3.N = B;
 }
 
 /* out = a + b over B samples of per floats */
@@ -329,49 +291,19 @@ static void convsct_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, in
     maxpool1d_forward(t->p3, t->idx3, t->t3, B * C3, n.L3, 2);
     enc_relu_inplace(t->p3, B, (size_t)C3 * n.L4);
 
-    /* adaptive pool -> embedding Linear -> LN: X (B*C3, T) */
-    adaptive_avgpool1d_forward(t->ap, t->p3, B * C3, n.L4, s->d.NB);
-    linear_forward(t->emb, t->ap, D(T_EMW), D(T_EMB), B * C3, s->d.NB, T);
-    layernorm_forward(t->X, t->lm1, t->lr1, t->emb, D(T_LN1W), D(T_LN1B), B * C3, T, LN_EPS);
-
-    /* spatial attention over the T tokens (token-major) */
-    enc_transpose_bcl(t->Xt, t->X, B, C3, T);
-    mha_forward(t->At, t->cache, t->Xt, D(T_INW), D(T_INB), D(T_OUTW), D(T_OUTB), &t->mha,
-                t->work);
-    /* A_S back to channel-major into dY (free until backward) */
-    enc_transpose_bcl(t->dY, t->At, B, T, C3);
-
-    /* CAM + fusion */
-    const float gamma = D(T_GAM)[0];
-#pragma omp parallel
-    {
-        double *acc = t->camacc + (size_t)T * omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
-            size_t o = (size_t)b * C3 * T;
-            enc_cam_fuse_sample(t->Z + o, t->Att + (size_t)b * C3 * C3, t->AX + o, t->X + o,
-                                t->dY + o, gamma, C3, T, acc);
-        }
-    }
-    layernorm_forward(t->Y, t->lm2, t->lr2, t->Z, D(T_LN2W), D(T_LN2B), B * C3, T, LN_EPS);
+    /* adaptive pool -> embedding -> MHA + CAM -> fusion -> LN: Y (B*C3, T) */
+    enc_convsc_attn_forward(&t->att, p, ix, &s->d, t->p3, B, n.L4, t->work);
+    const float *Y = t->att.Y;
 
     /* feed-forward block: Y3 = LN(Y + W2 relu(W1 Y + b1) + b2) per (sample, channel) row */
-    linear_forward(t->f1, t->Y, D(T_F1W), D(T_F1B), B * C3, T, s->F);
+    linear_forward(t->f1, Y, D(T_F1W), D(T_F1B), B * C3, T, s->F);
     enc_relu_inplace(t->f1, B, (size_t)C3 * s->F);
     linear_forward(t->S3, t->f1, D(T_F2W), D(T_F2B), B * C3, s->F, T);
-    add2(t->S3, t->S3, t->Y, B, (size_t)C3 * T);
+    add2(t->S3, t->S3, Y, B, (size_t)C3 * T);
     layernorm_forward(t->Y3, t->lm3, t->lr3, t->S3, D(T_LN3W), D(T_LN3B), B * C3, T, LN_EPS);
 
     /* dec_conv3 (1x1, C3 -> 1) -> BN(1) -> ReLU */
-    conv1d_forward(t->dc, t->Y3, D(T_DCW), D(T_DCB), &t->cvd, t->work);
-    if (train)
-        batchnorm_forward_train(t->h, t->m4, t->r4, t->dc, D(T_BN4W), D(T_BN4B), D(T_BN4RM),
-                                D(T_BN4RV), &t->bn4);
-    else
-        batchnorm_forward_eval(t->h, t->dc, D(T_BN4W), D(T_BN4B), D(T_BN4RM), D(T_BN4RV),
-                               &t->bn4);
-    enc_relu_inplace(t->h, B, (size_t)T);
-    memcpy(feat, t->h, (size_t)B * T * sizeof(float));
+    enc_convsc_dec_forward(&t->dec, p, ix, t->Y3, B, train, feat, t->work);
 #undef D
 }
 
@@ -389,63 +321,22 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
     const size_t CT = (size_t)C3 * T;
 
     /* ReLU -> BN(1) -> dec_conv3 */
-    memcpy(t->dh, dfeat, (size_t)B * T * sizeof(float));
-    enc_relu_mask(t->dh, t->h, B, (size_t)T);
-    enc_zero(t->ddc, B, (size_t)T);
-    if (train)
-        batchnorm_backward(t->ddc, G(T_BN4W), G(T_BN4B), t->dh, t->dc, t->m4, t->r4, D(T_BN4W),
-                           &t->bn4, t->work);
-    else
-        batchnorm_backward_eval(t->ddc, G(T_BN4W), G(T_BN4B), t->dh, t->dc, D(T_BN4W),
-                                D(T_BN4RM), D(T_BN4RV), &t->bn4, t->work);
-    enc_zero(t->dY3, B, CT);
-    conv1d_backward(t->dY3, G(T_DCW), G(T_DCB), t->ddc, t->Y3, D(T_DCW), &t->cvd, t->work);
+    enc_convsc_dec_backward(&t->dec, p, ix, dfeat, t->Y3, t->dY3, B, train, t->work);
 
     /* feed-forward block */
     enc_zero(t->dS3, B, CT);
     layernorm_backward(t->dS3, G(T_LN3W), G(T_LN3B), t->dY3, t->S3, t->lm3, t->lr3, D(T_LN3W),
                        B * C3, T, t->work);
-    memcpy(t->dY, t->dS3, (size_t)B * CT * sizeof(float));   /* residual */
+    float *dY = t->att.dY;
+    memcpy(dY, t->dS3, (size_t)B * CT * sizeof(float));   /* residual */
     enc_zero(t->df1, B, (size_t)C3 * s->F);
     linear_backward(t->df1, G(T_F2W), G(T_F2B), t->dS3, t->f1, D(T_F2W), B * C3, s->F, T,
                     t->work);
     enc_relu_mask(t->df1, t->f1, B, (size_t)C3 * s->F);
-    linear_backward(t->dY, G(T_F1W), G(T_F1B), t->df1, t->Y, D(T_F1W), B * C3, T, s->F, t->work);
+    linear_backward(dY, G(T_F1W), G(T_F1B), t->df1, t->att.Y, D(T_F1W), B * C3, T, s->F, t->work);
 
-    /* LN2 */
-    enc_zero(t->dZ, B, CT);
-    layernorm_backward(t->dZ, G(T_LN2W), G(T_LN2B), t->dY, t->Z, t->lm2, t->lr2, D(T_LN2W),
-                       B * C3, T, t->work);
-
-    /* CAM + fusion: dX from the X terms and the channel attention */
-    enc_zero(t->dX, B, CT);
-    const float gamma = D(T_GAM)[0];
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        size_t o = (size_t)b * CT;
-        t->dgam[b] = enc_cam_backward_sample(t->dX + o, t->dZ + o, t->X + o,
-                                         t->Att + (size_t)b * C3 * C3, t->AX + o, gamma, C3, T);
-    }
-    double dg = 0.0;
-    for (int b = 0; b < B; b++) dg += t->dgam[b];
-    G(T_GAM)[0] += (float)dg;
-
-    /* MHA: dA_S = dZ (token-major) */
-    enc_transpose_bcl(t->dAt, t->dZ, B, C3, T);
-    enc_zero(t->dXt, B, CT);
-    mha_backward(t->dXt, G(T_INW), G(T_INB), G(T_OUTW), G(T_OUTB), t->dAt, t->Xt, t->cache,
-                 D(T_INW), D(T_OUTW), &t->mha, t->work);
-    enc_transpose_bcl_add(t->dX, t->dXt, B, T, C3);
-
-    /* LN1 -> embedding Linear -> adaptive pool */
-    enc_zero(t->demb, B, CT);
-    layernorm_backward(t->demb, G(T_LN1W), G(T_LN1B), t->dX, t->emb, t->lm1, t->lr1, D(T_LN1W),
-                       B * C3, T, t->work);
-    enc_zero(t->dap, B, (size_t)C3 * s->d.NB);
-    linear_backward(t->dap, G(T_EMW), G(T_EMB), t->demb, t->ap, D(T_EMW), B * C3, s->d.NB, T,
-                    t->work);
-    enc_zero(t->dp3, B, (size_t)C3 * n.L4);
-    adaptive_avgpool1d_backward(t->dp3, t->dap, B * C3, n.L4, s->d.NB);
+    /* LN2 -> CAM / MHA -> LN1 -> embedding -> adaptive pool */
+    enc_convsc_attn_backward(&t->att, p, ix, &s->d, t->dp3, B, n.L4, t->work);
 
     /* ReLU -> pool -> BN -> conv3 */
     enc_relu_mask(t->dp3, t->p3, B, (size_t)C3 * n.L4);
@@ -479,17 +370,8 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
 
 static double convsct_flops(const SpEncoder *e, int L) {
     const Convsct *s = e->impl;
-    ConvscLens n = enc_convsc_lens(L);
-    double C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
-    double macs = C1 * 5.0 * n.L1                 /* conv1 */
-                  + C3 * C1 * 5.0 * n.L3          /* conv3 */
-                  + C3 * s->d.NB * T                /* embedding */
-                  + 4.0 * C3 * C3 * T             /* MHA in_proj (3) + out_proj (1) */
-                  + 2.0 * T * T * C3              /* scores + weighted values */
-                  + 2.0 * C3 * C3 * T             /* CAM: E and Att X */
-                  + 2.0 * C3 * T * s->F           /* feed-forward block */
-                  + C3 * T;                       /* dec_conv3 */
-    return 2.0 * macs;
+    const double ffn = 2.0 * s->d.C3 * s->d.T * s->F;   /* the feed-forward block */
+    return 2.0 * (enc_convsc_macs(&s->d, L) + ffn);
 }
 
 const SpEncArch sp_enc_arch_convsct = {
