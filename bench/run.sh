@@ -4,7 +4,7 @@
 #
 #   bench/run.sh [--threads "1 2"] [--workloads "cnn_pretrain convsc_pretrain cnn_embed convsc_embed"]
 #                [--steps N] [--allocator jemalloc|glibc] [--estimate] [--no-install]
-#                [--no-build] [--torch-only] [--c-only]
+#                [--no-build] [--torch-only] [--c-only] [--rss] [--rss-seconds S]
 #
 # Installs what it needs (scripts/common.sh), builds specssl in Release, runs
 # bench_sgemm, then every workload with each thread count: the C bench
@@ -12,6 +12,10 @@
 # yet" when missing) and bench/torch_reference.py, each in a fresh process,
 # everything under `env -u OPENBLAS_CORETYPE`. Prints one table. Raw outputs go
 # to $SP_BUILD_DIR/bench_results/<date>/.
+#
+# --rss also runs bench/rss_check.sh (pretraining peak RSS on a 2,000 vs a
+# 200,000-spectrum file, data.load=stream; each run stopped after S seconds,
+# default 60) and adds its result under the table.
 #
 # --estimate (for a busy machine): both sides run with OMP_WAIT_POLICY=PASSIVE
 # and the table adds B / (main-thread CPU time per step), an estimate of the
@@ -32,9 +36,11 @@ DO_C=1
 DO_TORCH=1
 ALLOCATOR=jemalloc
 ESTIMATE=0
+DO_RSS=0
+RSS_SECONDS=60
 PY=/usr/bin/python3
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -43,6 +49,8 @@ while [ $# -gt 0 ]; do
         --steps) STEPS=$2; shift 2 ;;
         --allocator) ALLOCATOR=$2; shift 2 ;;
         --estimate) ESTIMATE=1; shift ;;
+        --rss) DO_RSS=1; shift ;;
+        --rss-seconds) RSS_SECONDS=$2; DO_RSS=1; shift 2 ;;
         --no-install) DO_INSTALL=0; shift ;;
         --no-build) DO_BUILD=0; shift ;;
         --torch-only) DO_C=0; shift ;;
@@ -83,6 +91,7 @@ JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 if [ "$DO_INSTALL" = 1 ]; then
     extra=""
     [ "$ALLOCATOR" = jemalloc ] && extra=libjemalloc2
+    [ "$DO_RSS" = 1 ] && extra="$extra time"
     sp_install_deps python3-torch python3-numpy python3-scipy $extra
 fi
 if [ "$ALLOCATOR" = jemalloc ]; then
@@ -228,6 +237,44 @@ for w in $WORKLOADS; do
     done
 done
 
+RSS_LINE=""
+if [ "$DO_RSS" = 1 ]; then
+    echo "== bench/rss_check.sh --seconds $RSS_SECONDS --threads ${THREADS##* }"
+    "$HERE/rss_check.sh" --seconds "$RSS_SECONDS" --threads "${THREADS##* }" | tee "$OUT/rss_check.txt" || true
+    RSS_LINE=$(grep '^rss_check ' "$OUT/rss_check.txt" || echo "rss_check failed (see $OUT/rss_check.txt)")
+fi
+
+# targets: issue 10's targets at the largest thread count of the run
+# (wall and, with --estimate, the CPU-time estimate), and the 2-thread scaling.
+targets() {
+    local tmax tmin w c p cs ps ce pe goal cs1 ce1
+    tmax=${THREADS##* }
+    tmin=${THREADS%% *}
+    echo
+    echo "Targets (threads=$tmax; ratio = specssl / PyTorch; scaling = specssl $tmax threads / $tmin thread):"
+    echo
+    echo "| workload | target | specssl spectra/s wall / est. | wall ratio | est. ratio | specssl scaling wall | specssl scaling est. |"
+    echo "|---|---|---|---|---|---|---|"
+    for w in $WORKLOADS; do
+        case "$w" in
+            convsc_pretrain) goal=">= 3x torch" ;;
+            cnn_embed) goal=">= 1.5x torch, >= 10000 spectra/s" ;;
+            *) goal=">= 1.5x torch" ;;
+        esac
+        c=${C_LINE[$w.$tmax]:-}; p=${T_LINE[$w.$tmax]:-}
+        cs=$(kv spectra_s "$c"); ps=$(kv spectra_s "$p")
+        ce=$(est "$c"); pe=$(est "$p")
+        [ "$ce" = - ] && ce=""
+        [ "$pe" = - ] && pe=""
+        cs1=$(kv spectra_s "${C_LINE[$w.$tmin]:-}"); ce1=$(est "${C_LINE[$w.$tmin]:-}")
+        [ "$ce1" = - ] && ce1=""
+        if [ "$tmax" = "$tmin" ]; then cs1=""; ce1=""; fi
+        echo "| $w | $goal | ${cs:--} / ${ce:--} | $(ratio "$cs" "$ps") | $(ratio "$ce" "$pe") | $(ratio "$cs" "$cs1") | $(ratio "$ce" "$ce1") |"
+    done
+    echo
+    echo "Scaling target: >= 1.7 at 2 threads. Embedding target for cnn_embed: >= 10000 spectra/s."
+}
+
 {
     echo
     echo "## specssl vs PyTorch ($(date -u +%Y-%m-%dT%H:%MZ), OpenBLAS core $CORE, OPENBLAS_CORETYPE unset, PyTorch malloc $ALLOCATOR)"
@@ -258,6 +305,14 @@ done
             echo "$row"
         done
     done
+    targets
+    if [ -n "$RSS_LINE" ]; then
+        echo
+        echo "Pretraining peak RSS vs data set size (bench/rss_check.sh: configs/bench_cnn.cfg, batch 256,"
+        echo "data.load=stream, 2,000 vs 200,000 spectra of length 1024; target < 1 GB and < 10 % apart):"
+        echo
+        echo "    $RSS_LINE"
+    fi
     if [ -f "$OUT/sgemm.txt" ]; then
         echo
         echo "cblas_sgemm GFLOP/s on this machine (bench_sgemm, core $CORE; wall / CPU-time based):"
