@@ -103,7 +103,11 @@ void sp_gemm_strided(int M, int N, int R, const float *A, ptrdiff_t sa, ptrdiff_
     }
 }
 
+int sp_gemm_strided_fast(void) { return 1; }
+
 #else /* no AVX-512: plain loops (same contract) */
+
+int sp_gemm_strided_fast(void) { return 0; }
 
 void sp_gemm_strided(int M, int N, int R, const float *A, ptrdiff_t sa, ptrdiff_t sr,
                      const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {

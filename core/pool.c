@@ -58,16 +58,33 @@ static void adaptive_bin(int i, int Lin, int Lout, int *a, int *b) {
     *b = (int)((m + Lout - 1) / Lout);
 }
 
+/* The bins of every output (ab[2i] = start, ab[2i+1] = end), computed once
+ * per call instead of two 64-bit divisions per (row, bin); 0 (nothing
+ * filled) when Lout exceeds the stack cache. */
+#define SP_POOL_BIN_CACHE 2048
+static int adaptive_bins(int *ab, int Lin, int Lout) {
+    if (Lout > SP_POOL_BIN_CACHE) return 0;
+    for (int i = 0; i < Lout; i++) adaptive_bin(i, Lin, Lout, &ab[2 * i], &ab[2 * i + 1]);
+    return 1;
+}
+
 void adaptive_avgpool1d_forward(float *out, const float *inp, int NC, int Lin, int Lout) {
     SP_LAYER_CHECK(NC >= 0 && Lin > 0 && Lout > 0, "adaptive_avgpool1d: bad shape NC=%d Lin=%d Lout=%d",
                    NC, Lin, Lout);
+    int ab[2 * SP_POOL_BIN_CACHE];
+    const int cached = adaptive_bins(ab, Lin, Lout);
 #pragma omp parallel for schedule(static) if ((size_t)NC * (Lin + Lout) >= SP_POOL_PAR_MIN)
     for (int r = 0; r < NC; r++) {
         const float *x = inp + (size_t)r * Lin;
         float *y = out + (size_t)r * Lout;
         for (int i = 0; i < Lout; i++) {
             int a, b;
-            adaptive_bin(i, Lin, Lout, &a, &b);
+            if (cached) {
+                a = ab[2 * i];
+                b = ab[2 * i + 1];
+            } else {
+                adaptive_bin(i, Lin, Lout, &a, &b);
+            }
             double acc = 0.0;
             for (int j = a; j < b; j++) acc += (double)x[j];
             y[i] = (float)(acc / (double)(b - a));
@@ -78,13 +95,20 @@ void adaptive_avgpool1d_forward(float *out, const float *inp, int NC, int Lin, i
 void adaptive_avgpool1d_backward(float *dinp, const float *dout, int NC, int Lin, int Lout) {
     SP_LAYER_CHECK(NC >= 0 && Lin > 0 && Lout > 0, "adaptive_avgpool1d: bad shape NC=%d Lin=%d Lout=%d",
                    NC, Lin, Lout);
+    int ab[2 * SP_POOL_BIN_CACHE];
+    const int cached = adaptive_bins(ab, Lin, Lout);
 #pragma omp parallel for schedule(static) if ((size_t)NC * (Lin + Lout) >= SP_POOL_PAR_MIN)
     for (int r = 0; r < NC; r++) {
         float *dx = dinp + (size_t)r * Lin;
         const float *g = dout + (size_t)r * Lout;
         for (int i = 0; i < Lout; i++) {
             int a, b;
-            adaptive_bin(i, Lin, Lout, &a, &b);
+            if (cached) {
+                a = ab[2 * i];
+                b = ab[2 * i + 1];
+            } else {
+                adaptive_bin(i, Lin, Lout, &a, &b);
+            }
             float gi = g[i] / (float)(b - a);
             for (int j = a; j < b; j++) dx[j] += gi;
         }

@@ -31,6 +31,11 @@
 void sp_gemm_strided(int M, int N, int R, const float *A, ptrdiff_t sa, ptrdiff_t sr,
                      const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate);
 
+/* 1 when sp_gemm_strided runs the AVX-512 register kernels (compiled with
+ * AVX-512), 0 for the plain loops: callers that have a BLAS alternative use
+ * sp_gemm_strided only when this is 1. */
+int sp_gemm_strided_fast(void);
+
 /* dst[t*step + j] += src[t*width + j] for t < rows, j < width (rows of src
  * added into overlapping windows of dst, in row order). Serial. */
 void sp_overlap_add_rows(float *dst, ptrdiff_t step, const float *src, int rows, int width);

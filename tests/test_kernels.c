@@ -10,6 +10,8 @@
  *   flatten heads) in SP_ENC_TRAIN, SP_ENC_EVAL_GRAD and SP_ENC_EVAL against a
  *   double reference of conv -> max pool (first maximum) -> ReLU -> head with
  *   loss = sum feat * G (tier B tolerances).
+ * - conv1d: core conv1d's tap path (stride 1, C > 1) forward and gradients
+ *   against double loops at shapes with several panels, padding, empty taps.
  * - determinism: features identical with 1 and 2 threads; gradients identical
  *   from run to run with 2 threads.
  */
@@ -22,6 +24,8 @@
 #include "sp_config.h"
 #include "sp_encoder.h"
 #include "sp_kernels.h"
+#include "sp_layers.h"
+#include "sp_rng.h"
 #include "sp_test.h"
 
 /* ------------------------------------------------------------------ gemm */
@@ -417,12 +421,82 @@ START_TEST(cnn_determinism) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ conv1d
+ * core conv1d's tap path (stride 1, C > 1: per-tap sp_gemm_strided on the
+ * input rows in place, sp_kernels.h) at shapes with several 64-column panels,
+ * edge tiles and padding, with 2 threads: forward, dinp, dw, dbias (added into
+ * prefilled gradients) against double loops. Every stride / C = 1 / pointwise
+ * case of the im2col path is in test_layers. */
+static void conv_tap_case(int B, int C, int L, int O, int K, int pad, unsigned long long seed) {
+    SpConv1d s = conv1d_shape(B, C, L, O, K, 1, pad);
+    const int Lo = s.Lo;
+    ck_assert_int_gt(Lo, 0);
+    const size_t ni = (size_t)B * C * L, nw = (size_t)O * C * K, no = (size_t)B * O * Lo;
+    SpRng r;
+    sp_rng_stream(&r, seed, 5, 0, 0);
+    float *x = malloc(ni * sizeof(float)), *w = malloc(nw * sizeof(float)), *bias = malloc(O * sizeof(float));
+    float *g = malloc(no * sizeof(float)), *y = malloc(no * sizeof(float));
+    float *dx = malloc(ni * sizeof(float)), *dw = malloc(nw * sizeof(float)), *db = malloc(O * sizeof(float));
+    float *work = malloc(conv1d_work_floats(&s) * sizeof(float));
+    double *ry = calloc(no, sizeof(double)), *rdx = calloc(ni, sizeof(double));
+    double *rdw = calloc(nw, sizeof(double)), *rdb = calloc((size_t)O, sizeof(double));
+    for (size_t i = 0; i < ni; i++) x[i] = (float)sp_rng_uniform(&r, -1.0, 1.0);
+    for (size_t i = 0; i < nw; i++) w[i] = (float)sp_rng_uniform(&r, -1.0, 1.0);
+    for (int i = 0; i < O; i++) bias[i] = (float)sp_rng_uniform(&r, -1.0, 1.0);
+    for (size_t i = 0; i < no; i++) g[i] = (float)sp_rng_uniform(&r, -1.0, 1.0);
+    for (size_t i = 0; i < ni; i++) dx[i] = 0.5f;
+    for (size_t i = 0; i < nw; i++) dw[i] = -0.25f;
+    for (int i = 0; i < O; i++) db[i] = 1.0f;
+    for (size_t i = 0; i < no; i++) y[i] = NAN;
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < O; o++)
+            for (int t = 0; t < Lo; t++) {
+                double acc = bias[o];
+                const double gy = g[((size_t)b * O + o) * Lo + t];
+                rdb[o] += gy;
+                for (int c = 0; c < C; c++)
+                    for (int k = 0; k < K; k++) {
+                        const int i = t + k - pad;
+                        if (i < 0 || i >= L) continue;
+                        const size_t xi = ((size_t)b * C + c) * L + i, wi = ((size_t)o * C + c) * K + k;
+                        acc += (double)w[wi] * x[xi];
+                        rdx[xi] += (double)w[wi] * gy;
+                        rdw[wi] += (double)x[xi] * gy;
+                    }
+                ry[((size_t)b * O + o) * Lo + t] = acc;
+            }
+    sp_blas_init(2);
+    conv1d_forward(y, x, w, bias, &s, work);
+    conv1d_backward(dx, dw, db, g, x, w, &s, work);
+    for (size_t i = 0; i < ni; i++) rdx[i] += 0.5;
+    for (size_t i = 0; i < nw; i++) rdw[i] -= 0.25;
+    for (int i = 0; i < O; i++) rdb[i] += 1.0;
+    /* float sums of n terms of size <= 1: atol 1e-6 n (a wrong tap or a
+     * missed edge is off by O(1)) */
+    sp_expect_close_d("conv1d taps forward", y, ry, no, 1e-5, 1e-6 * C * K);
+    sp_expect_close_d("conv1d taps dinp", dx, rdx, ni, 1e-5, 1e-6 * O * K);
+    sp_expect_close_d("conv1d taps dw", dw, rdw, nw, 1e-5, 1e-6 * Lo * B);
+    sp_expect_close_d("conv1d taps dbias", db, rdb, (size_t)O, 1e-5, 1e-6 * Lo * B);
+    sp_blas_init(0);
+    free(x); free(w); free(bias); free(g); free(y); free(dx); free(dw); free(db); free(work);
+    free(ry); free(rdx); free(rdw); free(rdb);
+}
+
+START_TEST(conv1d_tap_path) {
+    conv_tap_case(3, 64, 170, 16, 5, 0, 1);    /* ConvSC conv3-like: 3 panels, edge tiles */
+    conv_tap_case(2, 5, 140, 70, 3, 1, 2);     /* O > 64, padding */
+    conv_tap_case(3, 3, 9, 7, 5, 2, 3);        /* pad 2 on a short row: partial tap ranges */
+    conv_tap_case(1, 2, 6, 2, 4, 3, 4);        /* taps with empty ranges */
+}
+END_TEST
+
 static Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("forward");
     tcase_add_test(tc, gemm_shapes);
     tcase_add_test(tc, gemm_overlapping_and_transposed);
     tcase_add_test(tc, overlap_add);
+    tcase_add_test(tc, conv1d_tap_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("cnn");
     tcase_set_timeout(tc, 120);
