@@ -31,6 +31,10 @@
 #include "enc_convsc_parts.h"
 #include "sp_layers.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #define BN_EPS 1e-5f
 #define BN_MOM 0.1f
 #define K1 5            /* conv1 kernel width (stride 2) */
@@ -410,6 +414,21 @@ static void s1_forward(const Stage1 *g, float *p, unsigned char *wsel, double *m
                     const int n = L1 - p0 < S1_BLK ? L1 - p0 : S1_BLK;
                     s1_conv_blk(yb, e, o, w + (size_t)ch * K1, bias[ch], p0, n);
                     int i = 0;
+#if defined(__AVX512F__)
+                    /* the 8 double lanes of s1 / s2 in registers (GCC leaves
+                     * the loop below scalar); same lanes and operations */
+                    {
+                        __m512d v1 = _mm512_loadu_pd(s1), v2 = _mm512_loadu_pd(s2);
+                        const __m512d vs = _mm512_set1_pd(sh);
+                        for (; i + 8 <= n; i += 8) {
+                            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(yb + i)), vs);
+                            v1 = _mm512_add_pd(v1, d);
+                            v2 = _mm512_add_pd(v2, _mm512_mul_pd(d, d));
+                        }
+                        _mm512_storeu_pd(s1, v1);
+                        _mm512_storeu_pd(s2, v2);
+                    }
+#endif
                     for (; i + 8 <= n; i += 8)
                         for (int k = 0; k < 8; k++) {
                             double d = (double)yb[i + k] - sh;
@@ -501,6 +520,20 @@ static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *w
                 for (int t = 0; t < nt; t++) ys[t] = wr[t0 + t] ? yb[2 * t + 1] : yb[2 * t];
                 const float *dt = d + t0;
                 int t = 0;
+#if defined(__AVX512F__)
+                {
+                    __m512d vg = _mm512_loadu_pd(sg), vgx = _mm512_loadu_pd(sgx);
+                    const __m512d vm = _mm512_set1_pd(mean);
+                    for (; t + 8 <= nt; t += 8) {
+                        __m512d dy = _mm512_cvtps_pd(_mm256_loadu_ps(dt + t));
+                        __m512d yv = _mm512_cvtps_pd(_mm256_loadu_ps(ys + t));
+                        vg = _mm512_add_pd(vg, dy);
+                        vgx = _mm512_add_pd(vgx, _mm512_mul_pd(dy, _mm512_sub_pd(yv, vm)));
+                    }
+                    _mm512_storeu_pd(sg, vg);
+                    _mm512_storeu_pd(sgx, vgx);
+                }
+#endif
                 for (; t + 8 <= nt; t += 8)
                     for (int k = 0; k < 8; k++) {
                         double dy = dt[t + k];
@@ -577,6 +610,28 @@ static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *w
                 for (int k = 0; k <= K1; k++)
                     for (int l = 0; l < 16; l++) acc[k][l] = 0.0f;
                 int i = 0;
+#if defined(__AVX512F__)
+                /* the 6 x 16 float accumulators in registers (GCC keeps the
+                 * array below on the stack); same lanes and operations */
+                {
+                    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+                    for (; i + 16 <= n; i += 16) {
+                        const __m512 v = _mm512_loadu_ps(dx + i);
+                        a0 = _mm512_add_ps(a0, _mm512_mul_ps(v, _mm512_loadu_ps(e0 + i)));
+                        a1 = _mm512_add_ps(a1, _mm512_mul_ps(v, _mm512_loadu_ps(o0 + i)));
+                        a2 = _mm512_add_ps(a2, _mm512_mul_ps(v, _mm512_loadu_ps(e0 + i + 1)));
+                        a3 = _mm512_add_ps(a3, _mm512_mul_ps(v, _mm512_loadu_ps(o0 + i + 1)));
+                        a4 = _mm512_add_ps(a4, _mm512_mul_ps(v, _mm512_loadu_ps(e0 + i + 2)));
+                        a5 = _mm512_add_ps(a5, v);
+                    }
+                    _mm512_storeu_ps(acc[0], a0);
+                    _mm512_storeu_ps(acc[1], a1);
+                    _mm512_storeu_ps(acc[2], a2);
+                    _mm512_storeu_ps(acc[3], a3);
+                    _mm512_storeu_ps(acc[4], a4);
+                    _mm512_storeu_ps(acc[5], a5);
+                }
+#endif
                 for (; i + 16 <= n; i += 16)
                     for (int l = 0; l < 16; l++) {
                         const float v = dx[i + l];
