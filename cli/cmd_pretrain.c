@@ -5,6 +5,7 @@
 
 #include "cmd_util.h"
 #include "sp_config.h"
+#include "sp_dist.h"
 #include "sp_error.h"
 #include "sp_pretext.h"
 #include "sp_signal.h"
@@ -39,7 +40,9 @@ int cmd_pretrain(int argc, char **argv) {
         "lr, spectra/s, GFLOP/s, ETA.\n"
         "An existing run is never overwritten: use --resume to continue it. Resuming\n"
         "is exact (bit-identical with one thread). configs/specrrmoco.cfg is the\n"
-        "reference recipe.",
+        "reference recipe.\n"
+        "MPI builds: `mpirun -np R specssl pretrain ...` (or srun) trains data-parallel,\n"
+        "each rank on its share of every global batch (README \"Running on a cluster\").",
         opts, CMD_NOPTS(opts), 0, 0};
     int rc = cmd_parse(&spec, argc, argv, NULL);
     if (rc != CMD_CONTINUE) {
@@ -48,7 +51,8 @@ int cmd_pretrain(int argc, char **argv) {
     }
     pretext_config_register();
     SpConfig *cfg = NULL;
-    SpStatus st = cmd_load_config(&cfg, cfg_path, &sets);
+    SpStatus st = sp_dist_init();   /* MPI when started by mpirun/srun (core/sp_dist.h) */
+    if (st == SP_OK) st = cmd_load_config(&cfg, cfg_path, &sets);
     if (st == SP_OK) {
         cmd_banner("pretrain", cfg, &sets);
         sp_signal_install();
@@ -58,5 +62,6 @@ int cmd_pretrain(int argc, char **argv) {
     }
     sp_config_free(cfg);
     cmd_strlist_free(&sets);
+    st = sp_dist_finalize(st);   /* every rank exits with the same status */
     return cmd_finish(st);
 }

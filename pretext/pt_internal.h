@@ -87,6 +87,7 @@ struct PretrainState {
     float *dlog_ext, *prob_ext, *dprob_ext;   /* (V maxB, C_ext) */
 
     int have_keys;   /* keys of the current batch ready for the enqueue */
+    struct PtDist *dist; /* distributed run (pt_dist.c); NULL in a single process */
     size_t buf_bytes; /* the state's own buffers */
 };
 

@@ -56,6 +56,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pt_dist.h"
 #include "pt_internal.h"
 #include "sp_blas.h"
 #include "sp_checkpoint.h"
@@ -107,7 +108,7 @@ typedef struct {
     SpNorm norm;
     int have_norm;
     PretrainState *st;
-    SpLoader *ld;
+    PtLoader *ld;   /* SpLoader, or this rank's share of it (pt_dist.h) */
     int64_t epochs, batch, ckpt_every, knn_every, log_every;
     int drop_last;
     uint64_t seed;
@@ -240,7 +241,7 @@ static SpStatus pending_add(RunCtx *r, const char *line) {
     return SP_OK;
 }
 
-static SpStatus pending_flush(RunCtx *r) {
+static SpStatus pending_flush_root(RunCtx *r) {
     if (r->npending == 0) return SP_OK;
     FILE *fp = fopen(r->metrics_path, "a+");
     if (!fp) SP_FAIL(SP_EIO, "cannot open '%s' for appending: %s", r->metrics_path, strerror(errno));
@@ -264,10 +265,18 @@ static SpStatus pending_flush(RunCtx *r) {
     return SP_OK;
 }
 
+/* Rank 0 writes (MPI runs, pt_dist.h); every rank learns the outcome. */
+static SpStatus pending_flush(RunCtx *r) {
+    if (pt_dist_is_root()) return pt_dist_agree(pending_flush_root(r));
+    for (int i = 0; i < r->npending; i++) free(r->pending[i].line);
+    r->npending = 0;
+    return pt_dist_agree(SP_OK);
+}
+
 /* ------------------------------------------------------------ checkpoint */
 
-static SpStatus write_checkpoint(RunCtx *r, int64_t epochs_done, int64_t batch_in_epoch,
-                                 const double *acc) {
+static SpStatus write_checkpoint_root(RunCtx *r, int64_t epochs_done, int64_t batch_in_epoch,
+                                      const double *acc) {
     SpH5Writer w;
     SP_TRY(ckpt_begin(&w, r->ckpt_path, "pretrain", encoder_arch(pretrain_encoder_q(r->st)),
                       r->config_text, epochs_done, r->gstep));
@@ -290,6 +299,16 @@ out:
 fail:
     sp_h5_abort(&w);
     return rc;
+}
+
+/* MPI runs: the ranks' states are compared (hash), rank 0 writes. */
+static SpStatus write_checkpoint(RunCtx *r, int64_t epochs_done, int64_t batch_in_epoch,
+                                 const double *acc) {
+    SP_TRY(pt_dist_check_consistent(r->st));
+    SP_TRY(pt_dist_agree(pt_dist_is_root() ? write_checkpoint_root(r, epochs_done, batch_in_epoch,
+                                                                   acc)
+                                           : SP_OK));
+    return pt_dist_dump(r->st);
 }
 
 /* ------------------------------------------------------------------- kNN */
@@ -463,7 +482,7 @@ static void format_hms(char *buf, size_t n, double s) {
 
 static void run_free(RunCtx *r) {
     knn_free(r);
-    loader_free(&r->ld);
+    pt_loader_free(&r->ld);
     pretrain_state_destroy(&r->st);
     if (r->have_norm) norm_free(&r->norm);
     dataset_close(&r->ds);
@@ -537,12 +556,12 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
 
     /* state */
     {
-        SpStatus src = pretrain_state_create(&r->st, cfg, ds->L, (int)r->batch, ext_classes, ds->n);
+        SpStatus src = pt_dist_state_create(&r->st, cfg, ds->L, (int)r->batch, ext_classes, ds->n);
         if (src == SP_EINPUT) sp_error_prefix("'%s': ", r->data_path);   /* e.g. too short */
         SP_TRY(src);
     }
     PretrainState *st = r->st;
-    const int S = pretrain_batch_multiple(st);
+    const int S = pt_dist_batch_multiple(st);   /* global (MPI: S/P per rank x P) */
     const char *arch = encoder_arch(pretrain_encoder_q(st));
     if (r->batch % S != 0)
         SP_FAIL(SP_ECONFIG,
@@ -597,17 +616,23 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
     } else {
         SpNormKind kind;
         SP_TRY(norm_parse(sp_cfg_str(cfg, "data.normalise"), &kind));
-        SP_TRY(norm_fit(&r->norm, kind, ds, NULL, ds->n));
+        SP_TRY(pt_dist_norm_fit(&r->norm, kind, ds));
         r->have_norm = 1;
     }
-    SP_TRY(mkdir_p(r->run_dir));
-    SP_TRY(sp_config_write(cfg, r->config_path));
+    {
+        SpStatus wrc = SP_OK;
+        if (pt_dist_is_root()) {   /* MPI: rank 0 writes for the job */
+            wrc = mkdir_p(r->run_dir);
+            if (wrc == SP_OK) wrc = sp_config_write(cfg, r->config_path);
+        }
+        SP_TRY(pt_dist_agree(wrc));
+    }
 
     /* loader and the batches each epoch actually uses */
-    SP_TRY(loader_create(&r->ld, ds, NULL, 0, (int)r->batch, 1, r->drop_last,
-                         pt_derive_seed(r->seed, PT_SEED_LOADER), &r->norm));
+    SP_TRY(pt_loader_create(&r->ld, ds, (int)r->batch, r->drop_last,
+                            pt_derive_seed(r->seed, PT_SEED_LOADER), &r->norm));
     const int minB = S > 2 ? S : 2;
-    const int64_t rows = loader_num_rows(r->ld);
+    const int64_t rows = pt_loader_num_rows(r->ld);
     int64_t nb_full = rows / r->batch, last = rows % r->batch;
     int64_t last_eff = last - last % S;
     int64_t nb_used = nb_full + (last_eff >= minB ? 1 : 0);
@@ -623,11 +648,11 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
         SP_FAIL(SP_EINPUT, "--resume: checkpoint is at step %lld of an epoch of %lld steps",
                 (long long)start_batch, (long long)nb_used);
 
-    SP_TRY(knn_setup(r));
-    if (r->knn_on && start_epoch == 0 && start_batch == 0) {
+    SP_TRY(pt_dist_agree(pt_dist_is_root() ? knn_setup(r) : SP_OK));   /* MPI: rank 0 only */
+    if (start_epoch == 0 && start_batch == 0) {
         double k0 = 0.0;
-        SP_TRY(knn_eval(r, &k0));
-        sp_log(SP_LOG_INFO, "kNN accuracy of the initial (random) encoder: %.4f", k0);
+        SP_TRY(pt_dist_agree(r->knn_on ? knn_eval(r, &k0) : SP_OK));
+        if (r->knn_on) sp_log(SP_LOG_INFO, "kNN accuracy of the initial (random) encoder: %.4f", k0);
     }
 
     /* banner */
@@ -676,16 +701,16 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
     for (int64_t e = start_epoch; e < r->epochs; e++) {
         const double t_ep = sp_time_now();
         double t_steps = 0.0, rows_timed = 0.0, flops = 0.0;
-        SP_TRY_GOTO(rc, loader_start_epoch(r->ld, e), out);
+        SP_TRY_GOTO(rc, pt_loader_start_epoch(r->ld, e), out);
         int64_t it = 0;
         SpBatch b;
         if (e == start_epoch && start_batch > 0) {
-            for (; it < start_batch; it++) SP_TRY_GOTO(rc, loader_next(r->ld, &b), out);
+            for (; it < start_batch; it++) SP_TRY_GOTO(rc, pt_loader_next(r->ld, &b), out);
         } else {
             memset(acc, 0, sizeof acc);
         }
         for (; it < nb_used; it++) {
-            SP_TRY_GOTO(rc, loader_next(r->ld, &b), out);
+            SP_TRY_GOTO(rc, pt_loader_next(r->ld, &b), out);
             int Beff = b.n - b.n % S;
             PT_ASSERT(Beff >= minB, "batch %lld of %d rows in an epoch of %lld used steps",
                       (long long)it, b.n, (long long)nb_used);
@@ -749,7 +774,7 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
                                  (long long)e + 1, (long long)r->epochs, (long long)r->gstep,
                                  ss.loss, (double)lr);
             if (opts->on_step) opts->on_step(opts->user, e, r->gstep);
-            int sig = sp_signal_requested();
+            int sig = pt_dist_signal(sp_signal_requested());   /* MPI: any rank's */
             if (sig) {
                 SP_TRY_GOTO(rc, pending_flush(r), out);
                 SP_TRY_GOTO(rc, write_checkpoint(r, e, it + 1, acc), out);
@@ -769,8 +794,11 @@ static SpStatus run(RunCtx *r, const PretrainRunOpts *opts) {
         epochs_timed++;
         const int64_t done = e + 1;
         double knn = PT_NAN;
-        if (r->knn_on && (done % r->knn_every == 0 || done == r->epochs))
-            SP_TRY_GOTO(rc, knn_eval(r, &knn), out);
+        SP_TRY_GOTO(rc,
+                    pt_dist_agree(r->knn_on && (done % r->knn_every == 0 || done == r->epochs)
+                                      ? knn_eval(r, &knn)
+                                      : SP_OK),
+                    out);
         const double rows_ep = acc[ACC_ROWS];
         const double l_moco = po.moco_coef > 0 ? acc[ACC_MOCO] / rows_ep : PT_NAN;
         if (l_moco / dirs < moco_min) moco_min = l_moco / dirs;
@@ -869,7 +897,7 @@ SpStatus pretrain_run(const SpConfig *cfg, const char *data_path, const char *ru
     r.cfg = cfg;
     r.data_path = data_path;
     r.run_dir = run_dir;
-    SpStatus rc = run(&r, opts);
+    SpStatus rc = pt_dist_agree(run(&r, opts));   /* MPI: every rank returns the same status */
     run_free(&r);
     return rc;
 }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pt_dist.h"
 #include "pt_internal.h"
 #include "sp_checkpoint.h"
 #include "sp_h5.h"
@@ -116,6 +117,7 @@ void pretrain_state_destroy(PretrainState **ps) {
     free(s->perm);
     free(s->pair_left);
     free(s->pair_right);
+    pt_dist_free(&s->dist);
     free(s);
     *ps = NULL;
 }
@@ -373,7 +375,7 @@ SpStatus pretrain_prepare(PretrainState *s, const float *x, int B, const int64_t
                 "pretraining batch of %d spectra is not a multiple of the BatchNorm splits (%d, "
                 "encoder.%s.bn_splits)",
                 B, s->S, encoder_arch(s->enc));
-    if (s->use_inter && B < 2)
+    if (s->use_inter && B < 2 && !s->dist)   /* distributed: the heads see the global batch */
         SP_FAIL(SP_EINPUT, "pretraining batch of %d spectra: the relation head needs >= 2", B);
     if (s->use_ext && !extvar)
         SP_FAIL(SP_EINPUT, "pretraining batch without external variable (the external head is on)");
@@ -437,6 +439,7 @@ SpStatus pretrain_forward_backward(PretrainState *s, int64_t epoch, int64_t step
                                    PretrainStepStats *st) {
     const int B = s->B, V = s->V, VB = s->V * s->B, D = s->D;
     const PretextOptions *o = &s->o;
+    if (s->dist) return pt_dist_forward_backward(s, epoch, step, st);
     PT_ASSERT(B >= 1, "pretrain_forward_backward before pretrain_prepare");
     memset(st, 0, sizeof *st);
     st->B = B;
@@ -583,6 +586,7 @@ int pt_grad_nonfinite(const PretrainState *s) {
 SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *index,
                        const int32_t *extvar, int64_t epoch, int64_t step, float lr,
                        PretrainStepStats *st) {
+    if (s->dist) return pt_dist_step(s, x, B, index, extvar, epoch, step, lr, st);
     SP_TRY(pretrain_prepare(s, x, B, index, extvar, epoch));
     if (s->use_moco) moco_key_momentum(&s->key, s->enc, s->proj, s->o.momentum);
     SP_TRY(pretrain_forward_backward(s, epoch, step, st));
