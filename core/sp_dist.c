@@ -28,6 +28,10 @@ int sp_dist_active(void) { return g_mpi && !g_local; }
 const char *sp_dist_backend(void) { return g_backend; }
 int sp_dist_failed(void) { return g_failed; }
 void sp_dist_set_local(int on) { g_local = on != 0; }
+void sp_dist_reset(void) {
+    g_failed = 0;
+    g_failed_rc = SP_OK;
+}
 
 #ifdef SPECSSL_MPI
 /* Started by an MPI launcher? (Open MPI, PMIx, MPICH/Hydra PMI, Slurm srun) */

@@ -63,6 +63,9 @@ const char *sp_dist_backend(void);
 SpStatus sp_dist_agree(SpStatus rc);
 /* 1 once an agreement returned a failure. */
 int sp_dist_failed(void);
+/* Forget an agreed failure. Call on every rank at a point where all ranks
+ * are known to be in step (e.g. between two runs in one process, in tests). */
+void sp_dist_reset(void);
 
 /* In-place sums over all ranks (MPI_Allreduce, MPI_IN_PLACE). n may exceed
  * INT_MAX (sent in chunks). */

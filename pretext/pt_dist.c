@@ -661,7 +661,7 @@ SpStatus pt_dist_check_consistent(const PretrainState *s) {
 
 SpStatus pt_dist_dump(const PretrainState *s) {
     const char *dir = getenv("SPECSSL_DIST_DUMP");
-    if (!dir || !dir[0]) return SP_OK;
+    if (!dir || !dir[0] || !s->dist) return SP_OK;
     char path[SP_PATH_MAX];
     int k = snprintf(path, sizeof path, "%s/rank%d.h5", dir, sp_dist_rank());
     if (k < 0 || k >= (int)sizeof path) SP_FAIL(SP_EUSAGE, "SPECSSL_DIST_DUMP: path too long");

@@ -105,9 +105,10 @@ void pt_dist_free(PtDist **d);
 /* Collective: compare a hash of every parameter, buffer, optimizer state and
  * the queue across ranks; SP_EINTERNAL naming the first differing rank. */
 SpStatus pt_dist_check_consistent(const PretrainState *s);
-/* Debug (SPECSSL_DIST_DUMP=DIR in the environment): every rank writes its
- * whole state to DIR/rank<r>.h5 (pretrain_state_save). Collective; no-op
- * when the variable is unset. */
+/* Debug (SPECSSL_DIST_DUMP=DIR in the environment): every rank of a
+ * distributed run writes its whole state to DIR/rank<r>.h5
+ * (pretrain_state_save) after each checkpoint. Collective; no-op when the
+ * variable is unset or the state is not distributed. */
 SpStatus pt_dist_dump(const PretrainState *s);
 
 /* ---------------------------------------------------------------- loader */
