@@ -5,8 +5,9 @@
 SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SP_BUILD_DIR=${SP_BUILD_DIR:-$SP_ROOT/build}
 
-# Build dependencies: compiler, CMake, the required stack, and Check.
-SP_PACKAGES="build-essential cmake pkg-config libopenblas-dev libhdf5-dev libconfig-dev check"
+# Build dependencies: compiler, CMake, the required stack, Check, and Open MPI
+# (data-parallel pretraining; the build uses it when found, SPECSSL_MPI=AUTO).
+SP_PACKAGES="build-essential cmake pkg-config libopenblas-dev libhdf5-dev libconfig-dev check openmpi-bin libopenmpi-dev"
 
 sp_as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"

@@ -17,7 +17,7 @@
  *    ranks cannot split exits 2 naming the key.
  * Under mpiexec -np 2 (ctest "mpi_ranks", MPI builds; CK_FORK=no):
  *  - ranks: R = 2 states stepped on the same global batches as one process:
- *    per-step losses within 1e-4 relative, parameters, BN statistics,
+ *    per-step losses within 1e-5 relative, parameters, BN statistics,
  *    optimizer state and queue within 1e-3 of each tensor's max (+1e-6)
  *    after 6 steps; the ranks' states bit-identical (hash) and the queues
  *    identical byte for byte; for the full objective with shuffle BN, without
@@ -60,7 +60,7 @@
 #include "sp_test.h"
 
 /* Tolerances of a 2-rank run against one process (pt_dist.h "Tolerance"). */
-#define LOSS_RTOL 1e-4
+#define LOSS_RTOL 1e-5
 #define PARAM_RTOL 1e-3   /* of the tensor's max |value| */
 #define PARAM_ATOL 1e-6
 
@@ -606,6 +606,13 @@ static void expect_all(int ok, const char *what, const char *msg) {
     ck_assert_msg(!bad, "%s failed on some rank (this rank: %s)", what, ok ? "ok" : msg);
 }
 
+/* msg = "<what>: <msg>" */
+static void prefix_msg(char *msg, size_t n, const char *what) {
+    char tmp[640];
+    snprintf(tmp, sizeof tmp, "%s", msg);
+    snprintf(msg, n, "%.200s: %.400s", what, tmp);
+}
+
 /* A shared scratch directory: rank 0 creates it, every rank gets the path. */
 static const char *shared_tmpdir(void) {
     static char dir[512];
@@ -716,6 +723,16 @@ START_TEST(ranks_step_equivalence) {
                 ok = 0;
             }
     }
+    if (ok && r == 0) {   /* the observed deviation, for the documented tolerance */
+        double worst = 0.0;
+        for (int j = 0; j < steps; j++) {
+            worst = fmax(worst, fabs(l1[j] - l2[j]) / fabs(l1[j]));
+            if (m1[j] != 0.0) worst = fmax(worst, fabs(m1[j] - m2[j]) / fabs(m1[j]));
+        }
+        fprintf(stderr, "ranks_step_equivalence(%d): %d steps, largest relative loss difference "
+                        "2 ranks vs 1 process %.3g (tolerance %g)\n",
+                _i, steps, worst, LOSS_RTOL);
+    }
     /* collectives first: the ranks' states must hash the same */
     SpStatus cons = ok ? pt_dist_check_consistent(dist) : SP_OK;
     int qsame = 1;
@@ -728,7 +745,7 @@ START_TEST(ranks_step_equivalence) {
         qsame = memcmp(q0, q->data, nq * sizeof(float)) == 0;
         free(q0);
     }
-    expect_all(ok, "per-step losses within 1e-4 of one process", msg);
+    expect_all(ok, "per-step losses within 1e-5 of one process", msg);
     expect_all(cons == SP_OK, "identical state on every rank", sp_error_message());
     expect_all(qsame, "identical queue on every rank", "queue differs from rank 0's");
     /* parameters, buffers, optimizer state and queue close to one process */
@@ -830,41 +847,72 @@ START_TEST(ranks_run_resume) {
     expect_all(rcr == SP_OK, "resumed 2-rank run", sp_error_message());
     expect_all(a == SP_OK && b == SP_OK && a2 == SP_OK && b2 == SP_OK, "runs with resume",
                sp_error_message());
-    if (pt_dist_is_root()) {   /* files: rank 0 compares */
-        int64_t bi = -1;
-        hid_t f;
+    /* files: rank 0 compares, then the verdict is agreed (a failed check
+     * on rank 0 alone must not leave rank 1 waiting in a collective) */
+    int ok = 1;
+    if (pt_dist_is_root()) {
+        double worst = 0;
         path_in(pa, sizeof pa, d2, "checkpoint.h5");
         path_in(pb, sizeof pb, dint, "checkpoint.h5");
-        ck_assert_msg(cmp_files(pa, pb, 1, 30, msg, sizeof msg, NULL) == 0,
-                      "interrupted + resumed 2-rank run vs straight: %s", msg);
+        if (cmp_files(pa, pb, 1, 30, msg, sizeof msg, NULL) != 0) {
+            prefix_msg(msg, sizeof msg, "interrupted + resumed 2-rank run vs straight");
+            ok = 0;
+        }
         path_in(pb, sizeof pb, d1, "checkpoint.h5");
-        double worst = 0;
-        ck_assert_msg(cmp_files(pa, pb, 0, 30, msg, sizeof msg, &worst) == 0, "2 ranks vs 1: %s",
-                      msg);
+        if (ok && cmp_files(pa, pb, 0, 30, msg, sizeof msg, &worst) != 0) {
+            prefix_msg(msg, sizeof msg, "2 ranks vs 1");
+            ok = 0;
+        }
         path_in(pa, sizeof pa, d12, "checkpoint.h5");
-        ck_assert_msg(cmp_files(pa, pb, 0, 30, msg, sizeof msg, NULL) == 0,
-                      "1 process + resumed on 2 ranks vs 1: %s", msg);
+        if (ok && cmp_files(pa, pb, 0, 30, msg, sizeof msg, NULL) != 0) {
+            prefix_msg(msg, sizeof msg, "1 process + resumed on 2 ranks vs 1");
+            ok = 0;
+        }
         path_in(pa, sizeof pa, d21, "checkpoint.h5");
-        ck_assert_msg(cmp_files(pa, pb, 0, 30, msg, sizeof msg, NULL) == 0,
-                      "2 ranks + resumed on 1 vs 1: %s", msg);
-        ck_assert_int_eq(sp_h5_open_read(pa, &f), SP_OK);
-        sp_h5_attr_read_int64(f, pa, "/", "batch_in_epoch", &bi);
-        sp_h5_close(f);
-        ck_assert_int_eq(bi, 0);
+        if (ok && cmp_files(pa, pb, 0, 30, msg, sizeof msg, NULL) != 0) {
+            prefix_msg(msg, sizeof msg, "2 ranks + resumed on 1 vs 1");
+            ok = 0;
+        }
+        if (ok) {
+            int64_t bi = -1;
+            hid_t f;
+            if (sp_h5_open_read(pa, &f) != SP_OK) {
+                snprintf(msg, sizeof msg, "cannot open %.500s", pa);
+                ok = 0;
+            } else {
+                sp_h5_attr_read_int64(f, pa, "/", "batch_in_epoch", &bi);
+                sp_h5_close(f);
+                if (bi != 0) {
+                    snprintf(msg, sizeof msg, "%.500s: batch_in_epoch %lld (expected 0)", pa,
+                             (long long)bi);
+                    ok = 0;
+                }
+            }
+        }
         const char *dirs[] = {d2, d12, d21, dint};
         path_in(pb, sizeof pb, d1, "metrics.jsonl");
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 4 && ok; i++) {
             path_in(pa, sizeof pa, dirs[i], "metrics.jsonl");
-            ck_assert_msg(cmp_losses(pa, pb, 4, msg, sizeof msg) == 0, "%s: %s", dirs[i], msg);
+            if (cmp_losses(pa, pb, 4, msg, sizeof msg) != 0) {
+                prefix_msg(msg, sizeof msg, dirs[i]);
+                ok = 0;
+            }
         }
         /* the 2-rank run's kNN monitor ran on rank 0 */
         double knn[4];
         path_in(pa, sizeof pa, d2, "metrics.jsonl");
-        ck_assert_int_eq(read_metric(pa, "knn_acc", knn, 4), 4);
-        ck_assert_msg(isfinite(knn[1]) && isfinite(knn[3]), "kNN missing in %s", pa);
+        if (ok && (read_metric(pa, "knn_acc", knn, 4) != 4 || !isfinite(knn[1]) ||
+                   !isfinite(knn[3]))) {
+            snprintf(msg, sizeof msg, "kNN missing in %.500s", pa);
+            ok = 0;
+        }
+        if (ok)
+            fprintf(stderr, "ranks_run_resume: 2 ranks vs 1 process, worst error / allowance %.3g\n",
+                    worst);
     }
     sp_config_free(c);
     shared_cleanup();
+    expect_all(ok, "checkpoints and losses (rank 0's comparisons)", msg);
 }
 END_TEST
 

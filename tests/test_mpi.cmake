@@ -2,7 +2,7 @@
 # "mpi" (every build): one process; with MPI it also launches
 # `mpiexec -np 2 specssl pretrain` itself (not under the sanitizers).
 # "mpi_ranks" (MPI builds only): the test executable on 2 ranks.
-set_tests_properties(${name} PROPERTIES TIMEOUT 480)
+set_tests_properties(${name} PROPERTIES TIMEOUT 240)
 if(SP_WITH_MPI)
   # Open MPI: ranks as root need these flags (CI runs as root), 2 ranks on any
   # core count need --oversubscribe, and -x forwards the per-rank threading.
@@ -19,6 +19,6 @@ if(SP_WITH_MPI)
   add_test(NAME mpi_ranks
            COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${SP_MPIEXEC_FLAGS}
                    ${MPIEXEC_PREFLAGS} $<TARGET_FILE:${exe}> ${MPIEXEC_POSTFLAGS})
-  set_tests_properties(mpi_ranks PROPERTIES TIMEOUT 480 LABELS "mpi;nosan"
+  set_tests_properties(mpi_ranks PROPERTIES TIMEOUT 180 LABELS "mpi;nosan"
     ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1;CK_FORK=no;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 endif()
