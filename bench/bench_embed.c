@@ -200,10 +200,16 @@ int main(int argc, char **argv) {
             tm.faults += f1 - f0;
         }
     }
-    double chk = 0.0;
+    double chk = 0.0, gchk = 0.0;
     for (size_t i = 0; i < (size_t)B * m.D; i++) chk += (double)f[i];
-    char extra[96];
-    snprintf(extra, sizeof extra, "feature_sum=%.6g", chk);
+    char extra[160];
+    if (train) {   /* gradient checksum of the last step: exact comparisons between builds */
+        const SpParams *pp = encoder_params(m.e);
+        for (size_t i = 0; i < sp_params_count(pp); i++) gchk += (double)pp->grad[i] * (double)((i % 7) + 1);
+        snprintf(extra, sizeof extra, "feature_sum=%.9g grad_sum=%.12g", chk, gchk);
+    } else {
+        snprintf(extra, sizeof extra, "feature_sum=%.9g", chk);
+    }
     char wl[64];
     snprintf(wl, sizeof wl, "%s_%s", workload, train ? "train" : "embed");
     bench_print_line(wl, sp_num_threads(), B, &tm, encoder_flops(m.e, L) * B * (train ? 3.0 : 1.0),

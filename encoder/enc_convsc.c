@@ -493,9 +493,11 @@ static void s1_forward(const Stage1 *g, float *p, unsigned char *wsel, double *m
     }
 }
 
-/* dp (B, C, Lp): gradient w.r.t. p1, masked by the ReLU. Adds into the
- * conv1 weight / bias and BN weight / bias gradients. ps: B*C*(K1+3) doubles. */
-static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *wsel,
+/* dp (B, C, Lp): gradient w.r.t. p1 before the ReLU; masked in place here
+ * (dp = 0 where p1 <= 0, the ReLU's backward, fused into pass C so each row
+ * is read from memory once). Adds into the conv1 weight / bias and BN weight
+ * / bias gradients. ps: B*C*(K1+3) doubles. */
+static void s1_backward(const Stage1 *g, float *dp, const float *p1, const unsigned char *wsel,
                         const double *mu, const float *rstd, double *ps, const float *xe,
                         const float *xo, const float *w, const float *bias, const float *gamma,
                         const float *rm, const float *rv, float *dw, float *db, float *dgamma,
@@ -510,7 +512,10 @@ static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *w
         float yb[S1_BLK], ys[S1_BLK / 2];
         for (int ch = 0; ch < C; ch++) {
             const size_t r = (size_t)b * C + ch;
-            const float *d = dp + r * Lp;
+            float *d = dp + r * Lp;
+            const float *pr = p1 + r * Lp;
+            for (int t = 0; t < Lp; t++)
+                if (!(pr[t] > 0.0f)) d[t] = 0.0f;   /* ReLU backward */
             const unsigned char *wr = wsel + r * Lp;
             const double mean = train ? mu[(b % S) * C + ch] : (double)rm[ch];
             double sg[8] = {0}, sgx[8] = {0};
@@ -597,8 +602,27 @@ static void s1_backward(const Stage1 *g, const float *dp, const unsigned char *w
                 const int n = L1 - p0 < S1_BLK ? L1 - p0 : S1_BLK;
                 /* dy scattered to the pool picks (position 2t + w[t]) */
                 const int t0 = p0 / 2, nt = (p0 + n) / 2 - t0 < Lp - t0 ? (p0 + n) / 2 - t0 : Lp - t0;
-                for (int i = 0; i < n; i++) dx[i] = 0.0f;
-                for (int t = 0; t < nt; t++) dx[2 * t + wr[t0 + t]] = d[t0 + t];
+                int tv = 0;
+#if defined(__AVX512F__)
+                /* 8 pooled values -> 16 positions at once: each dy goes to the
+                 * even or odd lane of its pair (w = 0 / 1), the other gets 0 */
+                {
+                    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+                    for (; tv + 8 <= nt; tv += 8) {
+                        const __m512 dd = _mm512_permutexvar_ps(
+                            dup, _mm512_castps256_ps512(_mm256_loadu_ps(d + t0 + tv)));
+                        const __m128i wb = _mm_loadl_epi64((const __m128i *)(const void *)(wr + t0 + tv));
+                        unsigned x = (unsigned)_mm_movemask_epi8(_mm_slli_epi16(wb, 7)) & 0xffu;
+                        x = (x | (x << 4)) & 0x0f0fu;
+                        x = (x | (x << 2)) & 0x3333u;
+                        x = (x | (x << 1)) & 0x5555u;   /* bit j of w at bit 2j */
+                        const __mmask16 pm = (__mmask16)((x << 1) | (x ^ 0x5555u));
+                        _mm512_storeu_ps(dx + 2 * tv, _mm512_maskz_mov_ps(pm, dd));
+                    }
+                }
+#endif
+                for (int i = 2 * tv; i < n; i++) dx[i] = 0.0f;
+                for (int t = tv; t < nt; t++) dx[2 * t + wr[t0 + t]] = d[t0 + t];
                 if (train) {
                     s1_conv_blk(yb, e, o, w + (size_t)ch * K1, bias[ch], p0, n);
                     for (int i = 0; i < n; i++) dx[i] = a * (dx[i] - f1 - ((yb[i] - mh) - ml) * f2);
@@ -724,9 +748,8 @@ static void convsc_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int B
     enc_zero(t->dp1, B, (size_t)C1 * n.L2);
     conv1d_backward(t->dp1, G(T_C3W), G(T_C3B), t->c3, t->p1, D(T_C3W), &t->cv3, t->work);
 
-    /* ReLU -> pool -> BN -> conv1 (no input gradient) */
-    enc_relu_mask(t->dp1, t->p1, B, (size_t)C1 * n.L2);
-    s1_backward(&g1, t->dp1, t->w1, t->mu1, t->r1, t->ps1, t->xe, t->xo, D(T_C1W), D(T_C1B),
+    /* ReLU (masked inside s1_backward) -> pool -> BN -> conv1 (no input gradient) */
+    s1_backward(&g1, t->dp1, t->p1, t->w1, t->mu1, t->r1, t->ps1, t->xe, t->xo, D(T_C1W), D(T_C1B),
                 D(T_BN1W), D(T_BN1RM), D(T_BN1RV), G(T_C1W), G(T_C1B), G(T_BN1W), G(T_BN1B), t->k1,
                 t->k2, train);
 #undef D
