@@ -137,77 +137,120 @@ static void convsct_init(SpEncoder *e, SpRng *rng) {
 }
 
 /* ------------------------------------------------------------ activations */
+/* conv (k5, bias) -> split BN -> max pool 2 -> ReLU on the layer path:
+ * conv1 (1 -> C1, stride 2) and conv3 (C1 -> C3). */
+typedef struct {
+    SpConv1d cv;
+    SpBatchNorm bn;
+    float *c;             /* (B, C, Lc) conv output */
+    float *t;             /* (B, C, Lc) pre-pool BN output; its gradient in backward */
+    float *p;             /* (B, C, Lc / 2) pooled, ReLU */
+    int *idx;             /* pool picks */
+    float *m, *r;         /* BN saved mean / rstd (S*C) */
+    float *dc, *dp;       /* backward: gradients w.r.t. c and p */
+} Stem;
+
 typedef struct {
     ConvscLens n;
-    SpConv1d cv1, cv3;
-    SpBatchNorm bn1, bn3;
     char *arena;
-    ConvscAttn att;                              /* p3 -> Y (enc_convsc_parts.h) */
+    Stem s1, s3;                                 /* conv1 and conv3 stems */
+    ConvscAttn att;                              /* s3.p -> Y (enc_convsc_parts.h) */
     ConvscDec dec;                               /* Y3 -> h */
     /* forward, kept for backward */
-    float *xin, *c1, *p1, *c3, *p3;
+    float *xin;                                  /* (B, L) input: conv1's weight gradient */
     float *f1, *S3, *Y3;
-    int *idx1, *idx3;
-    float *m1, *r1, *m3, *r3;                    /* BN saved mean / rstd (S*C) */
     float *lm3, *lr3;                            /* LN saved mean / rstd */
-    /* scratch: pre-pool BN output in forward, its gradient in backward */
-    float *t1, *t3;
     /* backward */
-    float *dc1, *dp1, *dc3, *dp3, *df1, *dS3, *dY3;
+    float *df1, *dS3, *dY3;
     float *work;
 } ConvsctAct;
+
+static void stem_layout(Stem *t, EncArena *ar, SpConv1d cv, const ConvscDims *d, int grad) {
+    const size_t Bc = (size_t)cv.B * cv.O * cv.Lo, Bp = (size_t)cv.B * cv.O * (cv.Lo / 2);
+    t->cv = cv;
+    t->bn = (SpBatchNorm){cv.B, cv.O, cv.Lo, d->S, BN_EPS, BN_MOM};
+    t->c = enc_take(ar, Bc);
+    t->t = enc_take(ar, Bc);
+    t->p = enc_take(ar, Bp);
+    t->idx = enc_take_int(ar, Bp);
+    t->m = enc_take(ar, (size_t)d->S * cv.O);
+    t->r = enc_take(ar, (size_t)d->S * cv.O);
+    t->dc = grad ? enc_take(ar, Bc) : NULL;
+    t->dp = grad ? enc_take(ar, Bp) : NULL;
+}
+
+static size_t stem_work_floats(const Stem *t) {
+    size_t w = conv1d_work_floats(&t->cv), v = batchnorm_work_floats(&t->bn);
+    return v > w ? v : w;
+}
+
+/* in (B, cv.C, cv.L) -> t->p; k: the stem's first tensor index (T_C1W or
+ * T_C3W: conv weight, bias, BN weight, bias, running mean, var follow). */
+_Static_assert(T_BN1RV == T_C1W + 5 && T_BN3RV == T_C3W + 5, "stem tensors are consecutive");
+static void stem_forward(Stem *t, const SpParams *p, const int *ix, int k, const float *in, int B,
+                         int train, float *work) {
+    const int C = t->cv.O, Lc = t->cv.Lo;
+#define D(i) sp_params_data(p, ix[k + (i)])
+    t->cv.B = B;
+    t->bn.N = B;
+    conv1d_forward(t->c, in, D(0), D(1), &t->cv, work);
+    if (train)
+        batchnorm_forward_train(t->t, t->m, t->r, t->c, D(2), D(3), D(4), D(5), &t->bn);
+    else
+        batchnorm_forward_eval(t->t, t->c, D(2), D(3), D(4), D(5), &t->bn);
+    maxpool1d_forward(t->p, t->idx, t->t, B * C, Lc, 2);
+    enc_relu_inplace(t->p, B, (size_t)C * (Lc / 2));
+#undef D
+}
+
+/* t->dp (gradient w.r.t. p, overwritten by its ReLU mask) -> din (B, cv.C,
+ * cv.L; overwritten, NULL: not needed); adds into the parameter gradients. */
+static void stem_backward(Stem *t, const SpParams *p, const int *ix, int k, float *din,
+                          const float *in, int B, int train, float *work) {
+    const int C = t->cv.O, Lc = t->cv.Lo;
+#define D(i) sp_params_data(p, ix[k + (i)])
+#define G(i) sp_params_grad(p, ix[k + (i)])
+    t->cv.B = B;
+    t->bn.N = B;
+    enc_relu_mask(t->dp, t->p, B, (size_t)C * (Lc / 2));
+    enc_zero(t->t, B, (size_t)C * Lc);
+    maxpool1d_backward(t->t, t->dp, t->idx, B * C, Lc, 2);
+    enc_zero(t->dc, B, (size_t)C * Lc);
+    if (train)
+        batchnorm_backward(t->dc, G(2), G(3), t->t, t->c, t->m, t->r, D(2), &t->bn, work);
+    else
+        batchnorm_backward_eval(t->dc, G(2), G(3), t->t, t->c, D(2), D(4), D(5), &t->bn, work);
+    if (din) enc_zero(din, B, (size_t)t->cv.C * t->cv.L);
+    conv1d_backward(din, G(0), G(1), t->dc, in, D(0), &t->cv, work);
+#undef D
+#undef G
+}
 
 /* grad = 0 (inference-only context): no backward buffers. */
 static void convsct_layout(ConvsctAct *t, EncArena *ar, const Convsct *s, int B, int L,
                            int grad, int nthreads) {
     ConvscLens n = enc_convsc_lens(L);
     const ConvscDims *d = &s->d;
-    size_t BC1L1 = (size_t)B * d->C1 * n.L1, BC1L2 = (size_t)B * d->C1 * n.L2;
-    size_t BC3L3 = (size_t)B * d->C3 * n.L3, BC3L4 = (size_t)B * d->C3 * n.L4;
     size_t BCT = (size_t)B * d->C3 * d->T, BCF = (size_t)B * d->C3 * s->F;
     t->n = n;
-    t->cv1 = conv1d_shape(B, 1, L, d->C1, 5, 2, 0);
-    t->cv3 = conv1d_shape(B, d->C1, n.L2, d->C3, 5, 1, 0);
-    t->bn1 = (SpBatchNorm){B, d->C1, n.L1, d->S, BN_EPS, BN_MOM};
-    t->bn3 = (SpBatchNorm){B, d->C3, n.L3, d->S, BN_EPS, BN_MOM};
-
     t->xin = enc_take(ar, (size_t)B * L);
-    t->c1 = enc_take(ar, BC1L1);
-    t->p1 = enc_take(ar, BC1L2);
-    t->idx1 = enc_take_int(ar, BC1L2);
-    t->c3 = enc_take(ar, BC3L3);
-    t->p3 = enc_take(ar, BC3L4);
-    t->idx3 = enc_take_int(ar, BC3L4);
+    stem_layout(&t->s1, ar, conv1d_shape(B, 1, L, d->C1, 5, 2, 0), d, grad);
+    stem_layout(&t->s3, ar, conv1d_shape(B, d->C1, n.L2, d->C3, 5, 1, 0), d, grad);
     enc_convsc_attn_layout(&t->att, ar, d, B, grad, nthreads);
     enc_convsc_dec_layout(&t->dec, ar, d, B, grad);
     t->f1 = enc_take(ar, BCF);
     t->S3 = enc_take(ar, BCT);
     t->Y3 = enc_take(ar, BCT);
-    t->m1 = enc_take(ar, (size_t)d->S * d->C1);
-    t->r1 = enc_take(ar, (size_t)d->S * d->C1);
-    t->m3 = enc_take(ar, (size_t)d->S * d->C3);
-    t->r3 = enc_take(ar, (size_t)d->S * d->C3);
     t->lm3 = enc_take(ar, (size_t)B * d->C3);
     t->lr3 = enc_take(ar, (size_t)B * d->C3);
-    t->t1 = enc_take(ar, BC1L1);
-    t->t3 = enc_take(ar, BC3L3);
-    t->dc1 = t->dp1 = t->dc3 = t->dp3 = t->df1 = t->dS3 = t->dY3 = NULL;
-    if (grad) {
-        t->dc1 = enc_take(ar, BC1L1);
-        t->dp1 = enc_take(ar, BC1L2);
-        t->dc3 = enc_take(ar, BC3L3);
-        t->dp3 = enc_take(ar, BC3L4);
-        t->df1 = enc_take(ar, BCF);
-        t->dS3 = enc_take(ar, BCT);
-        t->dY3 = enc_take(ar, BCT);
-    }
+    t->df1 = grad ? enc_take(ar, BCF) : NULL;
+    t->dS3 = grad ? enc_take(ar, BCT) : NULL;
+    t->dY3 = grad ? enc_take(ar, BCT) : NULL;
 
-    size_t w = conv1d_work_floats(&t->cv1);
+    size_t w = stem_work_floats(&t->s1);
     size_t v;
 #define MAXW(x) v = (x); if (v > w) w = v
-    MAXW(conv1d_work_floats(&t->cv3));
-    MAXW(batchnorm_work_floats(&t->bn1));
-    MAXW(batchnorm_work_floats(&t->bn3));
+    MAXW(stem_work_floats(&t->s3));
     MAXW(linear_work_floats(B * d->C3, d->T, s->F));
     MAXW(linear_work_floats(B * d->C3, s->F, d->T));
     MAXW(layernorm_work_floats(B * d->C3, d->T));
@@ -241,12 +284,6 @@ static void convsct_act_free(SpEncAct *a) {
     a->impl = NULL;
 }
 
-/* Shapes for the current batch size B (contexts are sized for maxB). */
-static void set_batch(ConvsctAct *t, int B) {
-    t->cv1.B = t->cv3.B = B;
-    t->bn1.N = t->bn3.N = B;
-}
-
 /* out = a + b over B samples of per floats */
 static void add2(float *out, const float *a, const float *b, int B, size_t per) {
 #pragma omp parallel for schedule(static) if ((size_t)B * per >= PAR_MIN)
@@ -262,37 +299,19 @@ static void convsct_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, in
     const Convsct *s = e->impl;
     ConvsctAct *t = a->impl;
     const SpParams *p = &e->params;
-    set_batch(t, B);
     const ConvscLens n = t->n;
-    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
+    const int C3 = s->d.C3, T = s->d.T;
     const int *ix = s->idx;
 #define D(k) sp_params_data(p, ix[k])
 
     /* conv1 -> BN -> pool -> ReLU (x is kept: conv1's weight gradient needs it) */
     memcpy(t->xin, x, (size_t)B * a->L * sizeof(float));
-    conv1d_forward(t->c1, t->xin, D(T_C1W), D(T_C1B), &t->cv1, t->work);
-    if (train)
-        batchnorm_forward_train(t->t1, t->m1, t->r1, t->c1, D(T_BN1W), D(T_BN1B), D(T_BN1RM),
-                                D(T_BN1RV), &t->bn1);
-    else
-        batchnorm_forward_eval(t->t1, t->c1, D(T_BN1W), D(T_BN1B), D(T_BN1RM), D(T_BN1RV),
-                               &t->bn1);
-    maxpool1d_forward(t->p1, t->idx1, t->t1, B * C1, n.L1, 2);
-    enc_relu_inplace(t->p1, B, (size_t)C1 * n.L2);
-
+    stem_forward(&t->s1, p, ix, T_C1W, t->xin, B, train, t->work);
     /* conv3 -> BN -> pool -> ReLU */
-    conv1d_forward(t->c3, t->p1, D(T_C3W), D(T_C3B), &t->cv3, t->work);
-    if (train)
-        batchnorm_forward_train(t->t3, t->m3, t->r3, t->c3, D(T_BN3W), D(T_BN3B), D(T_BN3RM),
-                                D(T_BN3RV), &t->bn3);
-    else
-        batchnorm_forward_eval(t->t3, t->c3, D(T_BN3W), D(T_BN3B), D(T_BN3RM), D(T_BN3RV),
-                               &t->bn3);
-    maxpool1d_forward(t->p3, t->idx3, t->t3, B * C3, n.L3, 2);
-    enc_relu_inplace(t->p3, B, (size_t)C3 * n.L4);
+    stem_forward(&t->s3, p, ix, T_C3W, t->s1.p, B, train, t->work);
 
     /* adaptive pool -> embedding -> MHA + CAM -> fusion -> LN: Y (B*C3, T) */
-    enc_convsc_attn_forward(&t->att, p, ix, &s->d, t->p3, B, n.L4, t->work);
+    enc_convsc_attn_forward(&t->att, p, ix, &s->d, t->s3.p, B, n.L4, t->work);
     const float *Y = t->att.Y;
 
     /* feed-forward block: Y3 = LN(Y + W2 relu(W1 Y + b1) + b2) per (sample, channel) row */
@@ -311,9 +330,8 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
     const Convsct *s = e->impl;
     ConvsctAct *t = a->impl;
     const SpParams *p = &e->params;
-    set_batch(t, B);
     const ConvscLens n = t->n;
-    const int C1 = s->d.C1, C3 = s->d.C3, T = s->d.T;
+    const int C3 = s->d.C3, T = s->d.T;
     const int *ix = s->idx;
     const int train = a->mode == SP_ENC_TRAIN;
 #define D(k) sp_params_data(p, ix[k])
@@ -336,34 +354,11 @@ static void convsct_backward(SpEncoder *e, SpEncAct *a, const float *dfeat, int 
     linear_backward(dY, G(T_F1W), G(T_F1B), t->df1, t->att.Y, D(T_F1W), B * C3, T, s->F, t->work);
 
     /* LN2 -> CAM / MHA -> LN1 -> embedding -> adaptive pool */
-    enc_convsc_attn_backward(&t->att, p, ix, &s->d, t->dp3, B, n.L4, t->work);
+    enc_convsc_attn_backward(&t->att, p, ix, &s->d, t->s3.dp, B, n.L4, t->work);
 
-    /* ReLU -> pool -> BN -> conv3 */
-    enc_relu_mask(t->dp3, t->p3, B, (size_t)C3 * n.L4);
-    enc_zero(t->t3, B, (size_t)C3 * n.L3);
-    maxpool1d_backward(t->t3, t->dp3, t->idx3, B * C3, n.L3, 2);
-    enc_zero(t->dc3, B, (size_t)C3 * n.L3);
-    if (train)
-        batchnorm_backward(t->dc3, G(T_BN3W), G(T_BN3B), t->t3, t->c3, t->m3, t->r3, D(T_BN3W),
-                           &t->bn3, t->work);
-    else
-        batchnorm_backward_eval(t->dc3, G(T_BN3W), G(T_BN3B), t->t3, t->c3, D(T_BN3W),
-                                D(T_BN3RM), D(T_BN3RV), &t->bn3, t->work);
-    enc_zero(t->dp1, B, (size_t)C1 * n.L2);
-    conv1d_backward(t->dp1, G(T_C3W), G(T_C3B), t->dc3, t->p1, D(T_C3W), &t->cv3, t->work);
-
-    /* ReLU -> pool -> BN -> conv1 (no input gradient) */
-    enc_relu_mask(t->dp1, t->p1, B, (size_t)C1 * n.L2);
-    enc_zero(t->t1, B, (size_t)C1 * n.L1);
-    maxpool1d_backward(t->t1, t->dp1, t->idx1, B * C1, n.L1, 2);
-    enc_zero(t->dc1, B, (size_t)C1 * n.L1);
-    if (train)
-        batchnorm_backward(t->dc1, G(T_BN1W), G(T_BN1B), t->t1, t->c1, t->m1, t->r1, D(T_BN1W),
-                           &t->bn1, t->work);
-    else
-        batchnorm_backward_eval(t->dc1, G(T_BN1W), G(T_BN1B), t->t1, t->c1, D(T_BN1W),
-                                D(T_BN1RM), D(T_BN1RV), &t->bn1, t->work);
-    conv1d_backward(NULL, G(T_C1W), G(T_C1B), t->dc1, t->xin, D(T_C1W), &t->cv1, t->work);
+    /* ReLU -> pool -> BN -> conv3 -> ReLU -> pool -> BN -> conv1 (no input gradient) */
+    stem_backward(&t->s3, p, ix, T_C3W, t->s1.dp, t->s1.p, B, train, t->work);
+    stem_backward(&t->s1, p, ix, T_C1W, NULL, t->xin, B, train, t->work);
 #undef D
 #undef G
 }
