@@ -160,6 +160,8 @@ void enc_zero(float *x, int B, size_t per);
 void enc_relu_inplace(float *y, int B, size_t per);
 /* d = (y > 0) ? d : 0: ReLU backward from the ReLU output. */
 void enc_relu_mask(float *d, const float *y, int B, size_t per);
+/* out = a + b (out may be a or b). */
+void enc_add(float *out, const float *a, const float *b, int B, size_t per);
 
 /* Patch input of the sequence encoders (lstm, transformer): x (B, L) ->
  * xp (B, TP), TP >= L: each spectrum standardised over its L points

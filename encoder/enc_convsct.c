@@ -49,9 +49,6 @@
 #define BN_EPS 1e-5f
 #define BN_MOM 0.1f
 #define LN_EPS 1e-5f
-/* Elementwise loops below this many floats run serially: an OpenMP region
- * costs more than the work (tiny shapes, oversubscribed cores). */
-#define PAR_MIN 32768
 
 static const SpCfgKey g_keys[] = {
     {"encoder.convsct.conv1_channels", SP_CFG_INT, "64", 1, 4096, NULL,
@@ -284,15 +281,6 @@ static void convsct_act_free(SpEncAct *a) {
     a->impl = NULL;
 }
 
-/* out = a + b over B samples of per floats */
-static void add2(float *out, const float *a, const float *b, int B, size_t per) {
-#pragma omp parallel for schedule(static) if ((size_t)B * per >= PAR_MIN)
-    for (int i = 0; i < B; i++) {
-        const size_t o = (size_t)i * per;
-        for (size_t j = 0; j < per; j++) out[o + j] = a[o + j] + b[o + j];
-    }
-}
-
 static void convsct_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode,
                             float *feat) {
     const int train = mode == SP_ENC_TRAIN;
@@ -318,7 +306,7 @@ static void convsct_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, in
     linear_forward(t->f1, Y, D(T_F1W), D(T_F1B), B * C3, T, s->F);
     enc_relu_inplace(t->f1, B, (size_t)C3 * s->F);
     linear_forward(t->S3, t->f1, D(T_F2W), D(T_F2B), B * C3, s->F, T);
-    add2(t->S3, t->S3, Y, B, (size_t)C3 * T);
+    enc_add(t->S3, t->S3, Y, B, (size_t)C3 * T);
     layernorm_forward(t->Y3, t->lm3, t->lr3, t->S3, D(T_LN3W), D(T_LN3B), B * C3, T, LN_EPS);
 
     /* dec_conv3 (1x1, C3 -> 1) -> BN(1) -> ReLU */

@@ -272,15 +272,6 @@ static void tf_act_free(SpEncAct *a) {
     a->impl = NULL;
 }
 
-/* out = a + b over B samples of per floats */
-static void add2(float *out, const float *a, const float *b, int B, size_t per) {
-#pragma omp parallel for schedule(static) if ((size_t)B * per >= PAR_MIN)
-    for (int i = 0; i < B; i++) {
-        const size_t o = (size_t)i * per;
-        for (size_t j = 0; j < per; j++) out[o + j] = a[o + j] + b[o + j];
-    }
-}
-
 static void tf_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mode, float *feat) {
     (void)mode; /* no BatchNorm, no dropout */
     const Tf *s = e->impl;
@@ -301,13 +292,13 @@ static void tf_forward(SpEncoder *e, SpEncAct *a, const float *x, int B, int mod
         const int *ix = s->idx[i];
         mha_forward(t->att, t->cache[i], t->X[i], D(ix[L_INW]), D(ix[L_INB]), D(ix[L_OUTW]),
                     D(ix[L_OUTB]), &t->mha, t->work);
-        add2(t->s1[i], t->X[i], t->att, B, Td);
+        enc_add(t->s1[i], t->X[i], t->att, B, Td);
         layernorm_forward(t->y1[i], t->m1[i], t->q1[i], t->s1[i], D(ix[L_N1W]), D(ix[L_N1B]), BT,
                           d, LN_EPS);
         linear_forward(t->r[i], t->y1[i], D(ix[L_W1]), D(ix[L_B1]), BT, d, s->ff);
         enc_relu_inplace(t->r[i], B, (size_t)T * s->ff);
         linear_forward(t->att, t->r[i], D(ix[L_W2]), D(ix[L_B2]), BT, s->ff, d);
-        add2(t->s2[i], t->y1[i], t->att, B, Td);
+        enc_add(t->s2[i], t->y1[i], t->att, B, Td);
         layernorm_forward(t->X[i + 1], t->m2[i], t->q2[i], t->s2[i], D(ix[L_N2W]), D(ix[L_N2B]),
                           BT, d, LN_EPS);
     }

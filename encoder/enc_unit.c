@@ -141,6 +141,14 @@ void enc_relu_mask(float *d, const float *y, int B, size_t per) {
  * costs more than the work (tiny shapes, oversubscribed cores). */
 #define ENC_PAR_MIN 32768
 
+void enc_add(float *out, const float *a, const float *b, int B, size_t per) {
+#pragma omp parallel for schedule(static) if ((size_t)B * per >= ENC_PAR_MIN)
+    for (int i = 0; i < B; i++) {
+        const size_t o = (size_t)i * per;
+        for (size_t j = 0; j < per; j++) out[o + j] = a[o + j] + b[o + j];
+    }
+}
+
 void enc_patchify(float *xp, const float *x, int B, int L, int TP, int ln, float eps) {
 #pragma omp parallel for schedule(static) if ((size_t)B * TP >= ENC_PAR_MIN)
     for (int b = 0; b < B; b++) {

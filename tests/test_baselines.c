@@ -55,6 +55,7 @@
 #include "sp_losses.h"
 #include "sp_optim.h"
 #include "sp_rnn.h"
+#include "sp_enc_test.h"
 #include "sp_test.h"
 
 /* ================================================================ LSTM layer */
@@ -277,17 +278,6 @@ START_TEST(lstm_threads) {
 END_TEST
 
 /* ================================================================ encoders */
-static SpConfig *make_cfg(const char *const *sets) {
-    sp_core_config_register();
-    encoder_config_register();
-    int n = 0;
-    while (sets && sets[n]) n++;
-    SpConfig *c = NULL;
-    SpStatus rc = sp_config_load(&c, NULL, sets, n);
-    ck_assert_msg(rc == SP_OK, "config: %s", sp_error_message());
-    return c;
-}
-
 static const char *const FCNN_TINY[] = {"encoder.arch=fcnn", "encoder.input_length=11",
                                         "encoder.fcnn.hidden=[6, 5, 4]", NULL};
 static const char *const FCNN_NOLN[] = {"encoder.arch=fcnn", "encoder.input_length=11",
@@ -312,16 +302,6 @@ static const char *const CONVSCT_TINY[] = {
     "encoder.convsct.bn_splits=2", "encoder.convsct.ff=6", "encoder.convsct.bn_gamma_init=one",
     NULL};
 
-/* Inputs: smooth peaks plus noise. */
-static void fill_spectra(float *x, int B, int L, unsigned long long seed) {
-    sp_fill_uniform_f(x, (size_t)B * L, seed, -0.3, 0.3);
-    for (int b = 0; b < B; b++)
-        for (int l = 0; l < L; l++) {
-            double c = 0.3 * L + 0.1 * b * L, d = (l - c) / (0.08 * L);
-            x[(size_t)b * L + l] += (float)(1.5 * exp(-0.5 * d * d));
-        }
-}
-
 typedef struct {
     SpEncoder *e;
     SpEncAct *a;
@@ -331,7 +311,7 @@ typedef struct {
 
 static void case_init(Case *c, const char *const *sets, int B, int L, unsigned long long seed) {
     memset(c, 0, sizeof *c);
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpRng rng;
     sp_rng_stream(&rng, seed, 1, 0, 0);
     ck_assert_msg(encoder_create(&c->e, cfg, &rng) == SP_OK, "%s", sp_error_message());
@@ -344,7 +324,7 @@ static void case_init(Case *c, const char *const *sets, int B, int L, unsigned l
     c->x = malloc(sizeof(float) * (size_t)B * L);
     c->G = malloc(sizeof(float) * (size_t)B * c->D);
     c->feat = malloc(sizeof(float) * (size_t)B * c->D);
-    fill_spectra(c->x, B, L, seed + 1);
+    sp_fill_spectra(c->x, B, L, seed + 1);
     sp_fill_uniform_f(c->G, (size_t)B * c->D, seed + 2, -1.0, 1.0);
 }
 
@@ -566,7 +546,7 @@ END_TEST
 
 /* ---------------------------------------------------------------- forward */
 static size_t count_params(const char *const *sets) {
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpEncoder *e = NULL;
     ck_assert_msg(encoder_create(&e, cfg, NULL) == SP_OK, "%s", sp_error_message());
     size_t n = sp_params_count(encoder_params(e));
@@ -616,7 +596,7 @@ START_TEST(shapes_lengths_flops) {
     } k[] = {{FCNN_TINY, 4, 11}, {BINNED_TINY, 6, 6}, {LSTM_TINY, 5, 4}, {TF_TINY, 4, 4},
              {CONVSCT_TINY, 8, 27}};
     for (int i = 0; i < 5; i++) {
-        SpConfig *cfg = make_cfg(k[i].sets);
+        SpConfig *cfg = sp_enc_cfg(k[i].sets);
         SpEncoder *e = NULL;
         ck_assert(encoder_create(&e, cfg, NULL) == SP_OK);
         ck_assert_int_eq(encoder_feature_dim(e), k[i].D);
@@ -627,7 +607,7 @@ START_TEST(shapes_lengths_flops) {
     }
     /* Defaults at L = 4020 (FLOPs = 2 per multiply-add). */
     const char *ls[] = {"encoder.arch=lstm", NULL};
-    SpConfig *cfg = make_cfg(ls);
+    SpConfig *cfg = sp_enc_cfg(ls);
     SpEncoder *e = NULL;
     ck_assert(encoder_create(&e, cfg, NULL) == SP_OK);
     /* T = 252: embed 16*64, layer0 4*128*192, layer1 4*128*256 per step */
@@ -689,38 +669,20 @@ START_TEST(binned_features_are_bin_means) {
 END_TEST
 
 /* ---------------------------------------------------------------- errors */
-static void expect_create_error(const char *const *sets, const char *needle) {
-    sp_core_config_register();
-    encoder_config_register();
-    int n = 0;
-    while (sets[n]) n++;
-    SpConfig *c = NULL;
-    SpStatus rc = sp_config_load(&c, NULL, sets, n);
-    if (rc == SP_OK) {
-        SpEncoder *e = (SpEncoder *)0x1;
-        rc = encoder_create(&e, c, NULL);
-        ck_assert_ptr_null(e);
-    }
-    ck_assert_msg(rc == SP_ECONFIG, "expected SP_ECONFIG, got %d (%s)", rc, sp_error_message());
-    ck_assert_msg(strstr(sp_error_message(), needle) != NULL, "message '%s' lacks '%s'",
-                  sp_error_message(), needle);
-    sp_config_free(c);
-}
-
 START_TEST(config_errors) {
     const char *a[] = {"encoder.arch=fcnn", NULL};   /* input_length 0 */
-    expect_create_error(a, "encoder.input_length");
+    sp_expect_create_error(a, "encoder.input_length");
     const char *b[] = {"encoder.arch=transformer", "encoder.transformer.heads=3", NULL};
-    expect_create_error(b, "encoder.transformer.heads");
+    sp_expect_create_error(b, "encoder.transformer.heads");
     const char *c[] = {"encoder.arch=convsct", "encoder.convsct.heads=3", NULL};
-    expect_create_error(c, "encoder.convsct.heads");
+    sp_expect_create_error(c, "encoder.convsct.heads");
     const char *d[] = {"encoder.arch=lstm", "encoder.lstm.pool=max", NULL};
-    expect_create_error(d, "encoder.lstm.pool");
+    sp_expect_create_error(d, "encoder.lstm.pool");
     const char *e[] = {"encoder.arch=lstm", "encoder.lstm.layers=0", NULL};
-    expect_create_error(e, "encoder.lstm.layers");
+    sp_expect_create_error(e, "encoder.lstm.layers");
     const char *f[] = {"encoder.arch=fcnn", "encoder.input_length=10", "encoder.fcnn.hidden=[]",
                        NULL};
-    expect_create_error(f, "encoder.fcnn.hidden");
+    sp_expect_create_error(f, "encoder.fcnn.hidden");
 }
 END_TEST
 
@@ -729,7 +691,7 @@ START_TEST(length_errors) {
     const char *const *cfgs[] = {FCNN_TINY, BINNED_TINY, LSTM_TINY, TF_TINY, CONVSCT_TINY};
     const int bad[] = {12, 5, 3, 3, 26};
     for (int k = 0; k < 5; k++) {
-        SpConfig *cfg = make_cfg(cfgs[k]);
+        SpConfig *cfg = sp_enc_cfg(cfgs[k]);
         SpEncoder *e = NULL;
         SpEncAct *a = NULL;
         ck_assert(encoder_create(&e, cfg, NULL) == SP_OK);
@@ -749,7 +711,7 @@ END_TEST
 /* ---------------------------------------------------------------- io */
 static void roundtrip(const char *const *sets, int L) {
     sp_blas_init(0);
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpRng rng;
     sp_rng_stream(&rng, 31, 1, 0, 0);
     SpEncoder *a = NULL, *b = NULL;
@@ -779,7 +741,7 @@ static void roundtrip(const char *const *sets, int L) {
     const int B = 4, D = encoder_feature_dim(a);
     float *x = malloc(sizeof(float) * (size_t)B * L), *fa = malloc(sizeof(float) * (size_t)B * D),
           *fb = malloc(sizeof(float) * (size_t)B * D);
-    fill_spectra(x, B, L, 5);
+    sp_fill_spectra(x, B, L, 5);
     SpEncAct *ca = NULL, *cb = NULL;
     ck_assert(encoder_act_create(&ca, a, B, L) == SP_OK);
     ck_assert(encoder_act_create(&cb, b, B, L) == SP_OK);
@@ -809,7 +771,7 @@ END_TEST
 START_TEST(load_wrong_shape_names_tensor) {
     const char *small[] = {"encoder.arch=lstm", "encoder.lstm.hidden=6", NULL};
     const char *big[] = {"encoder.arch=lstm", "encoder.lstm.hidden=8", NULL};
-    SpConfig *cs = make_cfg(small), *cb = make_cfg(big);
+    SpConfig *cs = sp_enc_cfg(small), *cb = sp_enc_cfg(big);
     SpEncoder *a = NULL, *b = NULL;
     ck_assert(encoder_create(&a, cs, NULL) == SP_OK);
     ck_assert(encoder_create(&b, cb, NULL) == SP_OK);
@@ -851,7 +813,7 @@ static void run_once(const char *const *sets, int nthreads, float *feat, float *
 /* exact: bit-identical for 1 and 2 threads too (kernels that own their writes). */
 static void determinism_case(const char *const *sets, int B, int L, int exact) {
     sp_blas_init(0);
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpEncoder *e = NULL;
     ck_assert(encoder_create(&e, cfg, NULL) == SP_OK);
     const size_t nf = (size_t)B * encoder_feature_dim(e), ng = sp_params_count(encoder_params(e));
@@ -917,7 +879,7 @@ static void overfit_data(float *x, int *y, int L, unsigned long long seed) {
 
 static void overfit_case(const char *const *sets, int L, float lr, int max_steps) {
     sp_blas_init(0);
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpRng rng;
     sp_rng_stream(&rng, 2024, 1, 0, 0);
     SpEncoder *e = NULL;

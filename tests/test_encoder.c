@@ -28,20 +28,10 @@
 #include "sp_config.h"
 #include "sp_encoder.h"
 #include "sp_h5.h"
+#include "sp_enc_test.h"
 #include "sp_test.h"
 
 /* ------------------------------------------------------------ helpers */
-static SpConfig *make_cfg(const char *const *sets) {
-    sp_core_config_register();
-    encoder_config_register();
-    int n = 0;
-    while (sets && sets[n]) n++;
-    SpConfig *c = NULL;
-    SpStatus rc = sp_config_load(&c, NULL, sets, n);
-    ck_assert_msg(rc == SP_OK, "config: %s", sp_error_message());
-    return c;
-}
-
 static const char *const CONVSC_TINY[] = {
     "encoder.arch=convsc", "encoder.convsc.conv1_channels=4", "encoder.convsc.conv3_channels=4",
     "encoder.convsc.bins=12", "encoder.convsc.embed_dim=8", "encoder.convsc.heads=2",
@@ -63,16 +53,6 @@ static const char *const RESNET_TINY[] = {
     "encoder.arch=resnet1d", "encoder.resnet1d.stem_channels=3", "encoder.resnet1d.stem_kernel=5",
     "encoder.resnet1d.widths=[3, 5]", "encoder.resnet1d.blocks=[1, 2]", "encoder.resnet1d.kernel=3",
     "encoder.resnet1d.bn_splits=2", NULL};
-
-/* Inputs: smooth peaks plus noise, so the BN statistics are not degenerate. */
-static void fill_spectra(float *x, int B, int L, unsigned long long seed) {
-    sp_fill_uniform_f(x, (size_t)B * L, seed, -0.3, 0.3);
-    for (int b = 0; b < B; b++)
-        for (int l = 0; l < L; l++) {
-            double c = 0.3 * L + 0.1 * b * L, d = (l - c) / (0.08 * L);
-            x[(size_t)b * L + l] += (float)(1.5 * exp(-0.5 * d * d));
-        }
-}
 
 typedef struct {
     SpEncoder *e;
@@ -97,7 +77,7 @@ static void case_init(Case *c, const char *const *sets, int B, int L, int with_h
 static void case_init_amp(Case *c, const char *const *sets, int B, int L, int with_head,
                           unsigned long long seed, float amp) {
     memset(c, 0, sizeof *c);
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpRng rng;
     sp_rng_stream(&rng, seed, 1, 0, 0);
     ck_assert_msg(encoder_create(&c->e, cfg, &rng) == SP_OK, "%s", sp_error_message());
@@ -135,7 +115,7 @@ static void case_init_amp(Case *c, const char *const *sets, int B, int L, int wi
     c->feat = malloc(sizeof(float) * (size_t)B * D);
     c->z = malloc(sizeof(float) * (size_t)B * P);
     c->dfeat = malloc(sizeof(float) * (size_t)B * D);
-    fill_spectra(c->x, B, L, seed + 1);
+    sp_fill_spectra(c->x, B, L, seed + 1);
     for (size_t i = 0; i < (size_t)B * L; i++) c->x[i] *= amp;
     sp_fill_uniform_f(c->G, (size_t)B * P, seed + 2, -1.0, 1.0);
 }
@@ -541,7 +521,7 @@ END_TEST
 
 /* ------------------------------------------------------------ forward */
 START_TEST(shapes_and_min_length) {
-    SpConfig *c = make_cfg(NULL);
+    SpConfig *c = sp_enc_cfg(NULL);
     SpEncoder *e = NULL;
     ck_assert(encoder_create(&e, c, NULL) == SP_OK);
     ck_assert_str_eq(encoder_arch(e), "convsc");
@@ -558,7 +538,7 @@ START_TEST(shapes_and_min_length) {
     sp_config_free(c);
 
     const char *bench[] = {"encoder.arch=cnn", NULL};
-    c = make_cfg(bench);
+    c = sp_enc_cfg(bench);
     ck_assert(encoder_create(&e, c, NULL) == SP_OK);
     ck_assert_int_eq(encoder_feature_dim(e), 128);
     f = encoder_flops(e, 1024);   /* configs/bench_cnn.cfg: ~23.5 MFLOP */
@@ -598,7 +578,7 @@ START_TEST(any_length_and_eval_batch_independence) {
     /* Eval mode: a sample's feature does not depend on the rest of the batch
      * (and on the batch size); every L >= min length works. */
     sp_blas_init(0);
-    SpConfig *cfg = make_cfg(CONVSC_TINY);
+    SpConfig *cfg = sp_enc_cfg(CONVSC_TINY);
     SpRng rng;
     sp_rng_stream(&rng, 5, 1, 0, 0);
     SpEncoder *e = NULL;
@@ -609,7 +589,7 @@ START_TEST(any_length_and_eval_batch_independence) {
         SpEncAct *a = NULL;
         ck_assert(encoder_act_create(&a, e, 3, L) == SP_OK);
         float x[3 * 30], f3[3 * 8], f1[8];
-        fill_spectra(x, 3, L, 77);
+        sp_fill_spectra(x, 3, L, 77);
         ck_assert(encoder_forward(e, a, x, 3, 0, f3) == SP_OK);
         ck_assert(encoder_forward(e, a, x + L, 1, 0, f1) == SP_OK);
         for (int j = 0; j < 8; j++) ck_assert(isfinite(f3[j]));
@@ -703,7 +683,7 @@ static void run_once(const char *const *sets, int nthreads, float *feat, float *
 
 static void determinism_case(const char *const *sets, int B, int L) {
     sp_blas_init(0);
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpEncoder *e = NULL;
     ck_assert(encoder_create(&e, cfg, NULL) == SP_OK);
     size_t nf = (size_t)B * encoder_feature_dim(e), ng = sp_params_count(encoder_params(e));
@@ -745,7 +725,7 @@ static void save_encoder(const SpEncoder *e, const char *path) {
 }
 
 static void roundtrip(const char *const *sets, const char *file) {
-    SpConfig *cfg = make_cfg(sets);
+    SpConfig *cfg = sp_enc_cfg(sets);
     SpRng rng;
     sp_rng_stream(&rng, 31, 1, 0, 0);
     SpEncoder *a = NULL, *b = NULL;
@@ -805,8 +785,8 @@ END_TEST
 
 START_TEST(load_wrong_shape_names_tensor) {
     const char *small[] = {"encoder.arch=convsc", "encoder.convsc.conv1_channels=8", NULL};
-    SpConfig *cs = make_cfg(small);
-    SpConfig *cd = make_cfg(NULL);
+    SpConfig *cs = sp_enc_cfg(small);
+    SpConfig *cd = sp_enc_cfg(NULL);
     SpEncoder *a = NULL, *b = NULL;
     ck_assert(encoder_create(&a, cs, NULL) == SP_OK);
     ck_assert(encoder_create(&b, cd, NULL) == SP_OK);
@@ -832,43 +812,25 @@ START_TEST(load_wrong_shape_names_tensor) {
 END_TEST
 
 /* ------------------------------------------------------------ errors */
-static void expect_create_error(const char *const *sets, const char *needle) {
-    SpConfig *c = NULL;
-    sp_core_config_register();
-    encoder_config_register();
-    int n = 0;
-    while (sets[n]) n++;
-    SpStatus rc = sp_config_load(&c, NULL, sets, n);
-    if (rc == SP_OK) {
-        SpEncoder *e = (SpEncoder *)0x1;
-        rc = encoder_create(&e, c, NULL);
-        ck_assert_ptr_null(e);
-    }
-    ck_assert_msg(rc == SP_ECONFIG, "expected SP_ECONFIG, got %d (%s)", rc, sp_error_message());
-    ck_assert_msg(strstr(sp_error_message(), needle) != NULL, "message '%s' lacks '%s'",
-                  sp_error_message(), needle);
-    sp_config_free(c);
-}
-
 START_TEST(config_errors) {
     const char *a[] = {"encoder.arch=convsc", "encoder.convsc.heads=3", NULL};
-    expect_create_error(a, "encoder.convsc.heads");
+    sp_expect_create_error(a, "encoder.convsc.heads");
     const char *b[] = {"encoder.arch=cnn", "encoder.cnn.kernels=[3, 3]", NULL};
-    expect_create_error(b, "encoder.cnn.kernels");
+    sp_expect_create_error(b, "encoder.cnn.kernels");
     const char *c[] = {"encoder.arch=cnn", "encoder.cnn.padding=[7, 2, 1]", NULL};
-    expect_create_error(c, "encoder.cnn.padding");
+    sp_expect_create_error(c, "encoder.cnn.padding");
     const char *d[] = {"encoder.arch=resnet1d", "encoder.resnet1d.blocks=[1]", NULL};
-    expect_create_error(d, "encoder.resnet1d.blocks");
+    sp_expect_create_error(d, "encoder.resnet1d.blocks");
     const char *e[] = {"encoder.arch=resnet1d", "encoder.resnet1d.kernel=4", NULL};
-    expect_create_error(e, "encoder.resnet1d.kernel");
+    sp_expect_create_error(e, "encoder.resnet1d.kernel");
     const char *f[] = {"encoder.arch=lstmx", NULL};
-    expect_create_error(f, "encoder.arch");
+    sp_expect_create_error(f, "encoder.arch");
 }
 END_TEST
 
 START_TEST(batch_not_multiple_of_splits) {
     sp_blas_init(0);
-    SpConfig *cfg = make_cfg(CONVSC_TINY);   /* bn_splits = 2 */
+    SpConfig *cfg = sp_enc_cfg(CONVSC_TINY);   /* bn_splits = 2 */
     SpEncoder *e = NULL;
     SpEncAct *a = NULL;
     SpRng rng;
@@ -876,7 +838,7 @@ START_TEST(batch_not_multiple_of_splits) {
     ck_assert(encoder_create(&e, cfg, &rng) == SP_OK);
     ck_assert(encoder_act_create(&a, e, 4, 40) == SP_OK);
     float x[4 * 40], f[4 * 8];
-    fill_spectra(x, 4, 40, 9);
+    sp_fill_spectra(x, 4, 40, 9);
     SpStatus rc = encoder_forward(e, a, x, 3, 1, f);
     ck_assert_int_eq(rc, SP_EINPUT);
     ck_assert_msg(strstr(sp_error_message(), "not a multiple") != NULL, "%s", sp_error_message());
