@@ -20,7 +20,9 @@ static int g_local;        /* sp_dist_set_local: behave as size 1 */
 static int g_failed;       /* an agreement returned a failure */
 static SpStatus g_failed_rc;
 static char g_backend[320] = "none";
+#ifdef SPECSSL_MPI
 static int *g_counts;      /* 4 * size ints for MPI_Alltoallv (allocated at init) */
+#endif
 
 int sp_dist_rank(void) { return g_local ? 0 : g_rank; }
 int sp_dist_size(void) { return g_local ? 1 : g_size; }
