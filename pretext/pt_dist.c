@@ -372,66 +372,19 @@ static void fq_backward(PretrainState *s, SpEncAct *a, SpProjAct *pa, const floa
 /* The three RR heads on the global blocks of B spectra (every rank, the same
  * computation as one process's pretrain_forward_backward). */
 static void global_heads(PretrainState *s, PtDist *d, int B, PretrainStepStats *st) {
-    const int V = s->V, VB = V * B, D = s->D;
-    const PretextOptions *o = &s->o;
-    if (s->use_views) memset(d->dz_views, 0, (size_t)VB * D * sizeof(float));
+    const size_t rows = (size_t)s->V * B * s->D * sizeof(float);
+    if (s->use_views) memset(d->dz_views, 0, rows);
     if (s->use_intra) {
-        memset(d->dz_p0, 0, (size_t)VB * D * sizeof(float));
-        memset(d->dz_p1, 0, (size_t)VB * D * sizeof(float));
+        memset(d->dz_p0, 0, rows);
+        memset(d->dz_p1, 0, rows);
     }
-    if (s->use_inter) {
-        const int np = rr_num_pairs(V, B);
-        const size_t rowb = (size_t)D * sizeof(float);
-        rr_make_pairs(V, B, d->pair_left, d->pair_right, d->pair_target);
-        for (int i = 0; i < np; i++) {
-            float *row = d->pair_x + (size_t)i * 2 * D;
-            memcpy(row, d->z_views + (size_t)d->pair_left[i] * D, rowb);
-            memcpy(row + D, d->z_views + (size_t)d->pair_right[i] * D, rowb);
-        }
-        rr_head_forward(&s->rel, &d->ha_rel, d->pair_x, np, 1);
-        memset(d->dlog_rel, 0, (size_t)np * sizeof(float));
-        rr_relation_loss(d->ha_rel.logits, d->pair_target, np, o->focal_gamma, o->focal_alpha,
-                         (float)o->inter_coef, d->dlog_rel, &st->inter);
-        st->l_inter = st->inter.loss;
-        memset(d->dpair_x, 0, (size_t)np * 2 * D * sizeof(float));
-        rr_head_backward(&s->rel, &d->ha_rel, d->dlog_rel, d->dpair_x);
-        for (int i = 0; i < np; i++) {
-            const float *g = d->dpair_x + (size_t)i * 2 * D;
-            float *dl = d->dz_views + (size_t)d->pair_left[i] * D;
-            float *dr = d->dz_views + (size_t)d->pair_right[i] * D;
-            for (int k = 0; k < D; k++) dl[k] += g[k];
-            for (int k = 0; k < D; k++) dr[k] += g[D + k];
-        }
-    }
-    if (s->use_intra) {
-        const size_t rowb = (size_t)D * sizeof(float);
-        for (int i = 0; i < VB; i++) {
-            float *row = d->cut_x + (size_t)i * 2 * D;
-            memcpy(row, d->z_p0 + (size_t)i * D, rowb);
-            memcpy(row + D, d->z_p1 + (size_t)i * D, rowb);
-        }
-        rr_head_forward(&s->cls, &d->ha_cls, d->cut_x, VB, 1);
-        memset(d->dlog_cls, 0, (size_t)VB * s->C_cut * sizeof(float));
-        rr_class_loss(d->ha_cls.logits, d->cut_labels, VB, s->C_cut, o->quirks,
-                      (float)o->intra_coef, d->dlog_cls, d->prob_cls, d->dprob_cls, &st->intra);
-        st->l_intra = st->intra.loss;
-        memset(d->dcut_x, 0, (size_t)VB * 2 * D * sizeof(float));
-        rr_head_backward(&s->cls, &d->ha_cls, d->dlog_cls, d->dcut_x);
-        for (int i = 0; i < VB; i++) {
-            const float *g = d->dcut_x + (size_t)i * 2 * D;
-            float *d0 = d->dz_p0 + (size_t)i * D, *d1 = d->dz_p1 + (size_t)i * D;
-            for (int k = 0; k < D; k++) d0[k] += g[k];
-            for (int k = 0; k < D; k++) d1[k] += g[D + k];
-        }
-    }
-    if (s->use_ext) {
-        rr_head_forward(&s->ext, &d->ha_ext, d->z_views, VB, 1);
-        memset(d->dlog_ext, 0, (size_t)VB * s->C_ext * sizeof(float));
-        rr_class_loss(d->ha_ext.logits, d->ext_labels, VB, s->C_ext, o->quirks,
-                      (float)o->ext_coef, d->dlog_ext, d->prob_ext, d->dprob_ext, &st->ext);
-        st->l_ext = st->ext.loss;
-        rr_head_backward(&s->ext, &d->ha_ext, d->dlog_ext, d->dz_views);
-    }
+    const PtHeadBufs hb = {d->z_views,   d->z_p0,      d->z_p1,     d->dz_views, d->dz_p0,
+                           d->dz_p1,     d->cut_labels, d->ext_labels, d->pair_left,
+                           d->pair_right, d->pair_target, d->pair_x, d->dpair_x,
+                           d->dlog_rel,  d->cut_x,     d->dcut_x,   d->dlog_cls, d->prob_cls,
+                           d->dprob_cls, d->dlog_ext,  d->prob_ext, d->dprob_ext, &d->ha_rel,
+                           &d->ha_cls,   &d->ha_ext};
+    pt_heads_step(s, &hb, B, st);
 }
 
 static int is_head_group(const PretrainState *s, int i) {

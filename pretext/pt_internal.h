@@ -91,6 +91,23 @@ struct PretrainState {
     size_t buf_bytes; /* the state's own buffers */
 };
 
+/* The buffers the three RR heads work on for B spectra (V B view rows,
+ * view-major): the state's own in one process, the global blocks of a
+ * distributed step (pt_dist.c). dz_* must be zeroed by the caller. */
+typedef struct {
+    float *z_views, *z_p0, *z_p1, *dz_views, *dz_p0, *dz_p1;
+    int *cut_labels, *ext_labels, *pair_left, *pair_right;
+    float *pair_target, *pair_x, *dpair_x, *dlog_rel;
+    float *cut_x, *dcut_x, *dlog_cls, *prob_cls, *dprob_cls;
+    float *dlog_ext, *prob_ext, *dprob_ext;
+    RrHeadAct *ha_rel, *ha_cls, *ha_ext;
+} PtHeadBufs;
+
+/* Forward, loss and backward of the enabled RR heads (inter-sample relation,
+ * cut-piece distance, external variable): losses and accuracies into st,
+ * head parameter gradients accumulated, dz_* accumulated. */
+void pt_heads_step(PretrainState *s, const PtHeadBufs *b, int B, PretrainStepStats *st);
+
 /* Every non-finite float of the trainable gradient arenas: index of the
  * first group with one, or -1. */
 int pt_grad_nonfinite(const PretrainState *s);

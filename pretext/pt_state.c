@@ -428,6 +428,71 @@ static SpStatus fq_forward(PretrainState *s, SpEncAct *a, SpProjAct *pa, const f
     return SP_OK;
 }
 
+/* The RR heads on the buffers of b (pt_internal.h). */
+void pt_heads_step(PretrainState *s, const PtHeadBufs *b, int B, PretrainStepStats *st) {
+    const int V = s->V, VB = V * B, D = s->D;
+    const PretextOptions *o = &s->o;
+    /* ---- inter-sample relation head (§5.1) */
+    if (s->use_inter) {
+        const int np = rr_num_pairs(V, B);
+        const size_t rowb = (size_t)D * sizeof(float);
+        rr_make_pairs(V, B, b->pair_left, b->pair_right, b->pair_target);
+        for (int r = 0; r < np; r++) {
+            float *row = b->pair_x + (size_t)r * 2 * D;
+            memcpy(row, b->z_views + (size_t)b->pair_left[r] * D, rowb);
+            memcpy(row + D, b->z_views + (size_t)b->pair_right[r] * D, rowb);
+        }
+        rr_head_forward(&s->rel, b->ha_rel, b->pair_x, np, 1);
+        memset(b->dlog_rel, 0, (size_t)np * sizeof(float));
+        rr_relation_loss(b->ha_rel->logits, b->pair_target, np, o->focal_gamma, o->focal_alpha,
+                         (float)o->inter_coef, b->dlog_rel, &st->inter);
+        st->l_inter = st->inter.loss;
+        memset(b->dpair_x, 0, (size_t)np * 2 * D * sizeof(float));
+        rr_head_backward(&s->rel, b->ha_rel, b->dlog_rel, b->dpair_x);
+        /* scatter the pair gradients back to the view rows, in pair order */
+        for (int r = 0; r < np; r++) {
+            const float *g = b->dpair_x + (size_t)r * 2 * D;
+            float *dl = b->dz_views + (size_t)b->pair_left[r] * D;
+            float *dr = b->dz_views + (size_t)b->pair_right[r] * D;
+            for (int d = 0; d < D; d++) dl[d] += g[d];
+            for (int d = 0; d < D; d++) dr[d] += g[D + d];
+        }
+    }
+
+    /* ---- intra-sample cut-piece head (§5.2) */
+    if (s->use_intra) {
+        const size_t rowb = (size_t)D * sizeof(float);
+        for (int i = 0; i < VB; i++) {
+            float *row = b->cut_x + (size_t)i * 2 * D;
+            memcpy(row, b->z_p0 + (size_t)i * D, rowb);
+            memcpy(row + D, b->z_p1 + (size_t)i * D, rowb);
+        }
+        rr_head_forward(&s->cls, b->ha_cls, b->cut_x, VB, 1);
+        memset(b->dlog_cls, 0, (size_t)VB * s->C_cut * sizeof(float));
+        rr_class_loss(b->ha_cls->logits, b->cut_labels, VB, s->C_cut, o->quirks,
+                      (float)o->intra_coef, b->dlog_cls, b->prob_cls, b->dprob_cls, &st->intra);
+        st->l_intra = st->intra.loss;
+        memset(b->dcut_x, 0, (size_t)VB * 2 * D * sizeof(float));
+        rr_head_backward(&s->cls, b->ha_cls, b->dlog_cls, b->dcut_x);
+        for (int i = 0; i < VB; i++) {
+            const float *g = b->dcut_x + (size_t)i * 2 * D;
+            float *d0 = b->dz_p0 + (size_t)i * D, *d1 = b->dz_p1 + (size_t)i * D;
+            for (int d = 0; d < D; d++) d0[d] += g[d];
+            for (int d = 0; d < D; d++) d1[d] += g[D + d];
+        }
+    }
+
+    /* ---- external-variable head (§5.3) */
+    if (s->use_ext) {
+        rr_head_forward(&s->ext, b->ha_ext, b->z_views, VB, 1);
+        memset(b->dlog_ext, 0, (size_t)VB * s->C_ext * sizeof(float));
+        rr_class_loss(b->ha_ext->logits, b->ext_labels, VB, s->C_ext, o->quirks,
+                      (float)o->ext_coef, b->dlog_ext, b->prob_ext, b->dprob_ext, &st->ext);
+        st->l_ext = st->ext.loss;
+        rr_head_backward(&s->ext, b->ha_ext, b->dlog_ext, b->dz_views);
+    }
+}
+
 /* f_q backward of one call: dz (n, D) -> parameter gradients. */
 static void fq_backward(PretrainState *s, SpEncAct *a, SpProjAct *pa, const float *dz, int n) {
     memset(s->dh, 0, (size_t)n * s->F * sizeof(float));
@@ -437,7 +502,7 @@ static void fq_backward(PretrainState *s, SpEncAct *a, SpProjAct *pa, const floa
 
 SpStatus pretrain_forward_backward(PretrainState *s, int64_t epoch, int64_t step,
                                    PretrainStepStats *st) {
-    const int B = s->B, V = s->V, VB = s->V * s->B, D = s->D;
+    const int B = s->B, VB = s->V * s->B, D = s->D;
     const PretextOptions *o = &s->o;
     if (s->dist) return pt_dist_forward_backward(s, epoch, step, st);
     PT_ASSERT(B >= 1, "pretrain_forward_backward before pretrain_prepare");
@@ -495,64 +560,15 @@ SpStatus pretrain_forward_backward(PretrainState *s, int64_t epoch, int64_t step
         SP_TRY(fq_forward(s, s->a_p1, s->pa_p1, s->p1, VB, s->h_p1, s->z_p1));
     }
 
-    /* ---- inter-sample relation head (§5.1) */
-    if (s->use_inter) {
-        const int np = rr_num_pairs(V, B);
-        const size_t rowb = (size_t)D * sizeof(float);
-        rr_make_pairs(V, B, s->pair_left, s->pair_right, s->pair_target);
-        for (int r = 0; r < np; r++) {
-            float *row = s->pair_x + (size_t)r * 2 * D;
-            memcpy(row, s->z_views + (size_t)s->pair_left[r] * D, rowb);
-            memcpy(row + D, s->z_views + (size_t)s->pair_right[r] * D, rowb);
-        }
-        rr_head_forward(&s->rel, &s->ha_rel, s->pair_x, np, 1);
-        memset(s->dlog_rel, 0, (size_t)np * sizeof(float));
-        rr_relation_loss(s->ha_rel.logits, s->pair_target, np, o->focal_gamma, o->focal_alpha,
-                         (float)o->inter_coef, s->dlog_rel, &st->inter);
-        st->l_inter = st->inter.loss;
-        memset(s->dpair_x, 0, (size_t)np * 2 * D * sizeof(float));
-        rr_head_backward(&s->rel, &s->ha_rel, s->dlog_rel, s->dpair_x);
-        /* scatter the pair gradients back to the view rows, in pair order */
-        for (int r = 0; r < np; r++) {
-            const float *g = s->dpair_x + (size_t)r * 2 * D;
-            float *dl = s->dz_views + (size_t)s->pair_left[r] * D;
-            float *dr = s->dz_views + (size_t)s->pair_right[r] * D;
-            for (int d = 0; d < D; d++) dl[d] += g[d];
-            for (int d = 0; d < D; d++) dr[d] += g[D + d];
-        }
-    }
-
-    /* ---- intra-sample cut-piece head (§5.2) */
-    if (s->use_intra) {
-        const size_t rowb = (size_t)D * sizeof(float);
-        for (int i = 0; i < VB; i++) {
-            float *row = s->cut_x + (size_t)i * 2 * D;
-            memcpy(row, s->z_p0 + (size_t)i * D, rowb);
-            memcpy(row + D, s->z_p1 + (size_t)i * D, rowb);
-        }
-        rr_head_forward(&s->cls, &s->ha_cls, s->cut_x, VB, 1);
-        memset(s->dlog_cls, 0, (size_t)VB * s->C_cut * sizeof(float));
-        rr_class_loss(s->ha_cls.logits, s->cut_labels, VB, s->C_cut, o->quirks,
-                      (float)o->intra_coef, s->dlog_cls, s->prob_cls, s->dprob_cls, &st->intra);
-        st->l_intra = st->intra.loss;
-        memset(s->dcut_x, 0, (size_t)VB * 2 * D * sizeof(float));
-        rr_head_backward(&s->cls, &s->ha_cls, s->dlog_cls, s->dcut_x);
-        for (int i = 0; i < VB; i++) {
-            const float *g = s->dcut_x + (size_t)i * 2 * D;
-            float *d0 = s->dz_p0 + (size_t)i * D, *d1 = s->dz_p1 + (size_t)i * D;
-            for (int d = 0; d < D; d++) d0[d] += g[d];
-            for (int d = 0; d < D; d++) d1[d] += g[D + d];
-        }
-    }
-
-    /* ---- external-variable head (§5.3) */
-    if (s->use_ext) {
-        rr_head_forward(&s->ext, &s->ha_ext, s->z_views, VB, 1);
-        memset(s->dlog_ext, 0, (size_t)VB * s->C_ext * sizeof(float));
-        rr_class_loss(s->ha_ext.logits, s->ext_labels, VB, s->C_ext, o->quirks,
-                      (float)o->ext_coef, s->dlog_ext, s->prob_ext, s->dprob_ext, &st->ext);
-        st->l_ext = st->ext.loss;
-        rr_head_backward(&s->ext, &s->ha_ext, s->dlog_ext, s->dz_views);
+    /* ---- the RR heads (§5.1-5.3) */
+    {
+        const PtHeadBufs hb = {s->z_views,  s->z_p0,      s->z_p1,     s->dz_views,  s->dz_p0,
+                               s->dz_p1,    s->cut_labels, s->ext_labels, s->pair_left,
+                               s->pair_right, s->pair_target, s->pair_x, s->dpair_x,
+                               s->dlog_rel, s->cut_x,     s->dcut_x,   s->dlog_cls,  s->prob_cls,
+                               s->dprob_cls, s->dlog_ext, s->prob_ext, s->dprob_ext, &s->ha_rel,
+                               &s->ha_cls,  &s->ha_ext};
+        pt_heads_step(s, &hb, B, st);
     }
 
     /* ---- backward through the projection head and f_q (the MoCo calls
