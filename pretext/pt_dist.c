@@ -524,40 +524,8 @@ SpStatus pt_dist_step(PretrainState *s, const float *x, int B, const int64_t *in
     if (rc != SP_OK) return rc;
     if (s->use_moco) moco_key_momentum(&s->key, s->enc, s->proj, s->o.momentum);
     SP_TRY(pt_dist_forward_backward(s, epoch, step, st));
-    /* every value below is identical on all ranks: the guards agree */
-    if (!isfinite(st->loss) || !isfinite(st->l_inter) || !isfinite(st->l_intra) ||
-        !isfinite(st->l_ext) || !isfinite(st->l_moco))
-        SP_FAIL(SP_ENUMERIC,
-                "non-finite loss (epoch index %lld, step %lld): L=%g L_inter=%g L_intra=%g "
-                "L_ext=%g L_moco=%g (lower optim.lr?)",
-                (long long)epoch, (long long)step, st->loss, st->l_inter, st->l_intra, st->l_ext,
-                st->l_moco);
-    int g = pt_grad_nonfinite(s);
-    if (g >= 0)
-        SP_FAIL(SP_ENUMERIC,
-                "non-finite gradient in '%s' (epoch index %lld, step %lld; loss terms: L=%g "
-                "L_inter=%g L_intra=%g L_ext=%g L_moco=%g; lower optim.lr?)",
-                s->group_names[g], (long long)epoch, (long long)step, st->loss, st->l_inter,
-                st->l_intra, st->l_ext, st->l_moco);
-    if (s->use_moco && s->have_keys) {
-        moco_queue_push(&s->queue, d->keys_cat, (s->o.symmetric ? 2 : 1) * B);
-        s->have_keys = 0;
-    }
-    for (int i = 0; i < s->ngroups; i++) optim_step(&s->optim[i], s->groups[i], lr);
-    for (int i = 0; i < s->ngroups; i++) {
-        const float *p = s->groups[i]->data;
-        size_t n = s->groups[i]->n_param;
-        int bad = 0;
-        for (size_t j = 0; j < n; j++) bad |= !isfinite(p[j]);
-        if (bad)
-            SP_FAIL(SP_ENUMERIC,
-                    "non-finite parameters in '%s' after the optimizer step (epoch index %lld, "
-                    "step %lld, lr %g; loss terms: L=%g L_inter=%g L_intra=%g "
-                    "L_ext=%g L_moco=%g; lower optim.lr?)",
-                    s->group_names[i], (long long)epoch, (long long)step, (double)lr, st->loss,
-                    st->l_inter, st->l_intra, st->l_ext, st->l_moco);
-    }
-    return SP_OK;
+    /* every value checked is identical on all ranks: the guards agree */
+    return pt_step_finish(s, d->keys_cat, B, epoch, step, lr, st);
 }
 
 /* ---------------------------------------------------------- consistency */

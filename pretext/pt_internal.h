@@ -108,6 +108,14 @@ typedef struct {
  * head parameter gradients accumulated, dz_* accumulated. */
 void pt_heads_step(PretrainState *s, const PtHeadBufs *b, int B, PretrainStepStats *st);
 
+/* The end of a training step after the forward/backward pass, the same for
+ * one process and a distributed step (where every value checked is
+ * identical on all ranks): refuse a non-finite loss or gradient, enqueue the
+ * B (2B symmetric) keys of keys_cat, take the optimizer step, and refuse
+ * non-finite parameters or BatchNorm statistics (f_q, heads, key encoder). */
+SpStatus pt_step_finish(PretrainState *s, const float *keys_cat, int B, int64_t epoch,
+                        int64_t step, float lr, const PretrainStepStats *st);
+
 /* Every non-finite float of the trainable gradient arenas: index of the
  * first group with one, or -1. */
 int pt_grad_nonfinite(const PretrainState *s);

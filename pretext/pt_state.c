@@ -599,13 +599,9 @@ int pt_grad_nonfinite(const PretrainState *s) {
     return -1;
 }
 
-SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *index,
-                       const int32_t *extvar, int64_t epoch, int64_t step, float lr,
-                       PretrainStepStats *st) {
-    if (s->dist) return pt_dist_step(s, x, B, index, extvar, epoch, step, lr, st);
-    SP_TRY(pretrain_prepare(s, x, B, index, extvar, epoch));
-    if (s->use_moco) moco_key_momentum(&s->key, s->enc, s->proj, s->o.momentum);
-    SP_TRY(pretrain_forward_backward(s, epoch, step, st));
+/* The end of a training step (pt_internal.h). */
+SpStatus pt_step_finish(PretrainState *s, const float *keys_cat, int B, int64_t epoch,
+                        int64_t step, float lr, const PretrainStepStats *st) {
     if (!isfinite(st->loss) || !isfinite(st->l_inter) || !isfinite(st->l_intra) ||
         !isfinite(st->l_ext) || !isfinite(st->l_moco))
         SP_FAIL(SP_ENUMERIC,
@@ -621,7 +617,7 @@ SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *i
                 s->group_names[g], (long long)epoch, (long long)step, st->loss, st->l_inter,
                 st->l_intra, st->l_ext, st->l_moco);
     if (s->use_moco && s->have_keys) {
-        moco_queue_push(&s->queue, s->keys_cat, (s->o.symmetric ? 2 : 1) * B);
+        moco_queue_push(&s->queue, keys_cat, (s->o.symmetric ? 2 : 1) * B);
         s->have_keys = 0;
     }
     for (int i = 0; i < s->ngroups; i++) optim_step(&s->optim[i], s->groups[i], lr);
@@ -650,6 +646,16 @@ SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *i
                     st->l_intra, st->l_ext, st->l_moco);
     }
     return SP_OK;
+}
+
+SpStatus pretrain_step(PretrainState *s, const float *x, int B, const int64_t *index,
+                       const int32_t *extvar, int64_t epoch, int64_t step, float lr,
+                       PretrainStepStats *st) {
+    if (s->dist) return pt_dist_step(s, x, B, index, extvar, epoch, step, lr, st);
+    SP_TRY(pretrain_prepare(s, x, B, index, extvar, epoch));
+    if (s->use_moco) moco_key_momentum(&s->key, s->enc, s->proj, s->o.momentum);
+    SP_TRY(pretrain_forward_backward(s, epoch, step, st));
+    return pt_step_finish(s, s->keys_cat, B, epoch, step, lr, st);
 }
 
 /* ------------------------------------------------------------- save / load */
