@@ -57,21 +57,13 @@
 #include "sp_log.h"
 #include "sp_pretext.h"
 #include "sp_signal.h"
+#include "sp_pt_test.h"
 #include "sp_test.h"
 
 /* Tolerances of a 2-rank run against one process (pt_dist.h "Tolerance"). */
 #define LOSS_RTOL 1e-5
 #define PARAM_RTOL 1e-3   /* of the tensor's max |value| */
 #define PARAM_ATOL 1e-6
-
-static void register_all(void) {
-    linear_eval_config_register();
-    sp_core_config_register();
-    data_config_register();
-    augment_config_register();
-    encoder_config_register();
-    pretext_config_register();
-}
 
 /* Tiny model: cnn with split BN S = 4 (2 per rank on 2 ranks), every loss term. */
 static const char *const g_tiny[] = {
@@ -90,7 +82,7 @@ static const char *const g_tiny[] = {
 #define N_TINY ((int)(sizeof g_tiny / sizeof g_tiny[0]))
 
 static SpConfig *cfg_with(const char *const *extra, int n) {
-    register_all();
+    spt_register_all();
     const char *all[96];
     for (int i = 0; i < N_TINY; i++) all[i] = g_tiny[i];
     for (int i = 0; i < n; i++) all[N_TINY + i] = extra[i];
@@ -100,134 +92,12 @@ static SpConfig *cfg_with(const char *const *extra, int n) {
     return c;
 }
 
-/* Tiny data: two classes of smooth peaks, 3 extvar bins. */
-static void make_data(float *x, int32_t *lab, int32_t *ext, int N, int L) {
-    SpRng r;
-    sp_rng_stream(&r, 42, 0, 0, 0);
-    for (int i = 0; i < N; i++) {
-        lab[i] = i % 2;
-        ext[i] = (i / 2) % 3;
-        double c = lab[i] ? 0.7 * L : 0.3 * L, w = 2.0 + sp_rng_uniform(&r, 0, 2);
-        double a = sp_rng_uniform(&r, 0.5, 1.5);
-        for (int t = 0; t < L; t++)
-            x[(size_t)i * L + t] =
-                (float)(a * exp(-0.5 * (t - c) * (t - c) / (w * w)) + 0.05 * sp_rng_normal(&r) +
-                        0.1 * ext[i]);
-    }
-}
-
-static void write_data(const char *path, int N, int L) {
-    float *x = malloc((size_t)N * L * sizeof(float));
-    int32_t *lab = malloc((size_t)N * sizeof(int32_t)), *ext = malloc((size_t)N * sizeof(int32_t));
-    make_data(x, lab, ext, N, L);
-    SpDatasetOut d = {0};
-    d.x = x;
-    d.n = N;
-    d.L = L;
-    d.labels = lab;
-    d.extvar = ext;
-    ck_assert_msg(dataset_write(path, &d) == SP_OK, "%s", sp_error_message());
-    free(x);
-    free(lab);
-    free(ext);
-}
-
 /* ------------------------------------------------------ file comparisons */
 
-typedef struct {
-    hid_t fb;
-    const char *pa, *pb;
-    int exact, ndsets, bad;
-    double worst;   /* largest error / allowance seen */
-    char msg[640];
-} CmpCtx;
-
-static herr_t cmp_visit(hid_t obj, const char *name, const H5O_info_t *info, void *op) {
-    CmpCtx *c = op;
-    if (info->type != H5O_TYPE_DATASET || c->bad) return 0;
-    hid_t da = H5Dopen2(obj, name, H5P_DEFAULT);
-    hid_t db = H5Dopen2(c->fb, name, H5P_DEFAULT);
-    if (db < 0) {
-        snprintf(c->msg, sizeof c->msg, "dataset '%s' missing in %s", name, c->pb);
-        c->bad = 1;
-        H5Dclose(da);
-        return 0;
-    }
-    hid_t ta = H5Dget_type(da);
-    hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
-    hssize_t na = H5Sget_simple_extent_npoints(sa), nb = H5Sget_simple_extent_npoints(sb);
-    size_t es = H5Tget_size(ta);
-    int is_float = H5Tget_class(ta) == H5T_FLOAT;
-    if (na != nb) {
-        snprintf(c->msg, sizeof c->msg, "dataset '%s': %lld vs %lld elements", name,
-                 (long long)na, (long long)nb);
-        c->bad = 1;
-    } else if (c->exact || !is_float) {
-        char *ba = malloc((size_t)na * es + 1), *bb = malloc((size_t)na * es + 1);
-        H5Dread(da, ta, H5S_ALL, H5S_ALL, H5P_DEFAULT, ba);
-        H5Dread(db, ta, H5S_ALL, H5S_ALL, H5P_DEFAULT, bb);
-        if (memcmp(ba, bb, (size_t)na * es) != 0) {
-            snprintf(c->msg, sizeof c->msg, "dataset '%s' differs between %s and %s", name,
-                     c->pa, c->pb);
-            c->bad = 1;
-        }
-        free(ba);
-        free(bb);
-    } else {
-        double *xa = malloc((size_t)na * sizeof(double) + 8);
-        double *xb = malloc((size_t)na * sizeof(double) + 8);
-        H5Dread(da, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, xa);
-        H5Dread(db, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, xb);
-        double mx = 0.0;
-        for (hssize_t i = 0; i < na; i++) mx = fmax(mx, fabs(xa[i]));
-        const double allow = PARAM_ATOL + PARAM_RTOL * mx;
-        for (hssize_t i = 0; i < na && !c->bad; i++) {
-            double e = fabs(xa[i] - xb[i]);
-            if (e / allow > c->worst) c->worst = e / allow;
-            if (!(e <= allow)) {
-                snprintf(c->msg, sizeof c->msg,
-                         "dataset '%s'[%lld]: %.9g (%s) vs %.9g (%s), |err| %.3g > %.3g "
-                         "(1e-6 + 1e-3 max|x|)",
-                         name, (long long)i, xa[i], c->pa, xb[i], c->pb, e, allow);
-                c->bad = 1;
-            }
-        }
-        free(xa);
-        free(xb);
-    }
-    c->ndsets++;
-    H5Sclose(sa);
-    H5Sclose(sb);
-    H5Tclose(ta);
-    H5Dclose(da);
-    H5Dclose(db);
-    return 0;
-}
-
-/* 0 when every dataset of a equals (exact) or is close to b's; msg says why not. */
-static int cmp_files(const char *a, const char *b, int exact, int min_dsets, char *msg,
-                     size_t n, double *worst) {
-    hid_t fa = -1, fb = -1;
-    if (sp_h5_open_read(a, &fa) != SP_OK || sp_h5_open_read(b, &fb) != SP_OK) {
-        snprintf(msg, n, "cannot open %s or %s: %s", a, b, sp_error_message());
-        if (fa >= 0) sp_h5_close(fa);
-        return 1;
-    }
-    CmpCtx c = {fb, a, b, exact, 0, 0, 0.0, ""};
-#if H5_VERSION_GE(1, 12, 0)
-    H5Ovisit3(fa, H5_INDEX_NAME, H5_ITER_NATIVE, cmp_visit, &c, H5O_INFO_BASIC);
-#else
-    H5Ovisit2(fa, H5_INDEX_NAME, H5_ITER_NATIVE, cmp_visit, &c, H5O_INFO_BASIC);
-#endif
-    sp_h5_close(fa);
-    sp_h5_close(fb);
-    if (worst) *worst = c.worst;
-    if (!c.bad && c.ndsets < min_dsets) {
-        snprintf(c.msg, sizeof c.msg, "only %d datasets compared in %s", c.ndsets, a);
-        c.bad = 1;
-    }
-    snprintf(msg, n, "%s", c.msg);
-    return c.bad;
+/* Checkpoints or state dumps a and b: equal (exact) or within the 2-rank
+ * tolerance (PARAM_ATOL + PARAM_RTOL max|x| per tensor), at least 30 tensors. */
+static int cmp_ckpt(const char *a, const char *b, int exact, char *msg, size_t n, double *worst) {
+    return spt_cmp_files(a, b, exact, PARAM_RTOL, PARAM_ATOL, 30, msg, n, worst);
 }
 
 /* metrics.jsonl: the value of "key" on each line (NAN when null/missing). */
@@ -333,8 +203,8 @@ START_TEST(loader_order) {
     char data[1024];
     snprintf(data, sizeof data, "%s/data.h5", sp_tmpdir());
     const int N = 37, L = 9, B = 8;
-    write_data(data, N, L);
-    register_all();
+    spt_write_data(data, N, L);
+    spt_register_all();
     SpDataOptions o;
     data_options_default(&o);
     o.load = stream ? SP_LOAD_STREAM : SP_LOAD_MEMORY;
@@ -399,7 +269,7 @@ START_TEST(forced_equals_plain) {
     snprintf(data, sizeof data, "%s/data.h5", sp_tmpdir());
     snprintf(da, sizeof da, "%s/dist", sp_tmpdir());
     snprintf(db, sizeof db, "%s/plain", sp_tmpdir());
-    write_data(data, 28, 32);
+    spt_write_data(data, 28, 32);
     /* 28 spectra, batch 8: 3 full batches + 4 (a multiple of S = 4) */
     const char *sets[] = {"train.epochs=3", "train.batch_size=8",
                           _i ? "data.load=\"stream\"" : "data.load=\"memory\"",
@@ -413,7 +283,7 @@ START_TEST(forced_equals_plain) {
     ck_assert_msg(pretrain_run(c, data, db, &o) == SP_OK, "%s", sp_error_message());
     path_in(pa, sizeof pa, da, "checkpoint.h5");
     path_in(pb, sizeof pb, db, "checkpoint.h5");
-    ck_assert_msg(cmp_files(pa, pb, 1, 30, msg, sizeof msg, NULL) == 0, "%s", msg);
+    ck_assert_msg(cmp_ckpt(pa, pb, 1, msg, sizeof msg, NULL) == 0, "%s", msg);
     static char la[4][1024], lb[4][1024];
     path_in(pa, sizeof pa, da, "metrics.jsonl");
     path_in(pb, sizeof pb, db, "metrics.jsonl");
@@ -513,7 +383,7 @@ START_TEST(cli_mpirun) {
     snprintf(dump, sizeof dump, "%s/dump", sp_tmpdir());
     ck_assert_int_eq(mkdir(dump, 0777), 0);
     snprintf(dumpenv, sizeof dumpenv, "SPECSSL_DIST_DUMP=%s", dump);
-    write_data(data, 36, 32);
+    spt_write_data(data, 36, 32);
     const char *const env[] = {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
                                "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1", dumpenv, NULL};
     const char *ex4[] = {"--set", "train.epochs=4", "--set", "train.batch_size=8"};
@@ -526,7 +396,7 @@ START_TEST(cli_mpirun) {
     /* both ranks hold the same state */
     path_in(pa, sizeof pa, dump, "rank0.h5");
     path_in(pb, sizeof pb, dump, "rank1.h5");
-    ck_assert_msg(cmp_files(pa, pb, 1, 30, msg, sizeof msg, NULL) == 0, "rank dumps: %s", msg);
+    ck_assert_msg(cmp_ckpt(pa, pb, 1, msg, sizeof msg, NULL) == 0, "rank dumps: %s", msg);
     /* one process, same config */
     pretrain_argv(argv, 0, data, ds, ex4, 4);
     rc = run_env(out, sizeof out, argv, env + 2);
@@ -534,7 +404,7 @@ START_TEST(cli_mpirun) {
     double worst = 0;
     path_in(pa, sizeof pa, dm, "checkpoint.h5");
     path_in(pb, sizeof pb, ds, "checkpoint.h5");
-    ck_assert_msg(cmp_files(pa, pb, 0, 30, msg, sizeof msg, &worst) == 0, "2 ranks vs 1: %s",
+    ck_assert_msg(cmp_ckpt(pa, pb, 0, msg, sizeof msg, &worst) == 0, "2 ranks vs 1: %s",
                   msg);
     path_in(pa, sizeof pa, dm, "metrics.jsonl");
     path_in(pb, sizeof pb, ds, "metrics.jsonl");
@@ -555,7 +425,7 @@ START_TEST(cli_mpirun) {
     }
     path_in(pa, sizeof pa, dr, "checkpoint.h5");
     path_in(pb, sizeof pb, ds2, "checkpoint.h5");
-    ck_assert_msg(cmp_files(pa, pb, 0, 30, msg, sizeof msg, NULL) == 0,
+    ck_assert_msg(cmp_ckpt(pa, pb, 0, msg, sizeof msg, NULL) == 0,
                   "2 ranks + resumed on 1 vs 1: %s", msg);
     path_in(pa, sizeof pa, dr, "metrics.jsonl");
     path_in(pb, sizeof pb, ds2, "metrics.jsonl");
@@ -659,7 +529,7 @@ START_TEST(ranks_step_equivalence) {
     float *x = malloc((size_t)N * L * sizeof(float)), *xl = malloc((size_t)B * L * sizeof(float));
     int32_t lab[64], ext[64], extl[16];
     int64_t idx[16], idxl[16];
-    make_data(x, lab, ext, N, L);
+    spt_make_data(x, lab, ext, N, L);
     /* normalise to [-1, 1] the same way on every rank */
     float lo = x[0], hi = x[0];
     for (size_t i = 0; i < (size_t)N * L; i++) {
@@ -813,7 +683,7 @@ START_TEST(ranks_run_resume) {
     snprintf(dint, sizeof dint, "%s/interrupted", tmp);
     snprintf(d12, sizeof d12, "%s/one_then_two", tmp);
     snprintf(d21, sizeof d21, "%s/two_then_one", tmp);
-    if (pt_dist_is_root()) write_data(data, 36, 32);
+    if (pt_dist_is_root()) spt_write_data(data, 36, 32);
     sp_dist_barrier();
     /* 36 spectra, batch 8: 4 full batches + a last one of 4 (= S) rows */
     const char *sets[] = {"train.epochs=4", "train.batch_size=8"};
@@ -854,22 +724,22 @@ START_TEST(ranks_run_resume) {
         double worst = 0;
         path_in(pa, sizeof pa, d2, "checkpoint.h5");
         path_in(pb, sizeof pb, dint, "checkpoint.h5");
-        if (cmp_files(pa, pb, 1, 30, msg, sizeof msg, NULL) != 0) {
+        if (cmp_ckpt(pa, pb, 1, msg, sizeof msg, NULL) != 0) {
             prefix_msg(msg, sizeof msg, "interrupted + resumed 2-rank run vs straight");
             ok = 0;
         }
         path_in(pb, sizeof pb, d1, "checkpoint.h5");
-        if (ok && cmp_files(pa, pb, 0, 30, msg, sizeof msg, &worst) != 0) {
+        if (ok && cmp_ckpt(pa, pb, 0, msg, sizeof msg, &worst) != 0) {
             prefix_msg(msg, sizeof msg, "2 ranks vs 1");
             ok = 0;
         }
         path_in(pa, sizeof pa, d12, "checkpoint.h5");
-        if (ok && cmp_files(pa, pb, 0, 30, msg, sizeof msg, NULL) != 0) {
+        if (ok && cmp_ckpt(pa, pb, 0, msg, sizeof msg, NULL) != 0) {
             prefix_msg(msg, sizeof msg, "1 process + resumed on 2 ranks vs 1");
             ok = 0;
         }
         path_in(pa, sizeof pa, d21, "checkpoint.h5");
-        if (ok && cmp_files(pa, pb, 0, 30, msg, sizeof msg, NULL) != 0) {
+        if (ok && cmp_ckpt(pa, pb, 0, msg, sizeof msg, NULL) != 0) {
             prefix_msg(msg, sizeof msg, "2 ranks + resumed on 1 vs 1");
             ok = 0;
         }
@@ -918,7 +788,7 @@ END_TEST
 
 START_TEST(ranks_errors) {
     const int P = sp_dist_size();
-    register_all();
+    spt_register_all();
     PretrainState *s = NULL;
     /* BN splits 1 with BatchNorm: cannot be shared */
     const char *e1[] = {"encoder.cnn.bn_splits=1"};
