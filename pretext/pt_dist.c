@@ -378,12 +378,15 @@ static void global_heads(PretrainState *s, PtDist *d, int B, PretrainStepStats *
         memset(d->dz_p0, 0, rows);
         memset(d->dz_p1, 0, rows);
     }
-    const PtHeadBufs hb = {d->z_views,   d->z_p0,      d->z_p1,     d->dz_views, d->dz_p0,
-                           d->dz_p1,     d->cut_labels, d->ext_labels, d->pair_left,
-                           d->pair_right, d->pair_target, d->pair_x, d->dpair_x,
-                           d->dlog_rel,  d->cut_x,     d->dcut_x,   d->dlog_cls, d->prob_cls,
-                           d->dprob_cls, d->dlog_ext,  d->prob_ext, d->dprob_ext, &d->ha_rel,
-                           &d->ha_cls,   &d->ha_ext};
+    const PtHeadBufs hb = {
+        .z_views = d->z_views, .z_p0 = d->z_p0, .z_p1 = d->z_p1, .dz_views = d->dz_views,
+        .dz_p0 = d->dz_p0, .dz_p1 = d->dz_p1, .cut_labels = d->cut_labels,
+        .ext_labels = d->ext_labels, .pair_left = d->pair_left, .pair_right = d->pair_right,
+        .pair_target = d->pair_target, .pair_x = d->pair_x, .dpair_x = d->dpair_x,
+        .dlog_rel = d->dlog_rel, .cut_x = d->cut_x, .dcut_x = d->dcut_x,
+        .dlog_cls = d->dlog_cls, .prob_cls = d->prob_cls, .dprob_cls = d->dprob_cls,
+        .dlog_ext = d->dlog_ext, .prob_ext = d->prob_ext, .dprob_ext = d->dprob_ext,
+        .ha_rel = &d->ha_rel, .ha_cls = &d->ha_cls, .ha_ext = &d->ha_ext};
     pt_heads_step(s, &hb, B, st);
 }
 

@@ -562,12 +562,16 @@ SpStatus pretrain_forward_backward(PretrainState *s, int64_t epoch, int64_t step
 
     /* ---- the RR heads (§5.1-5.3) */
     {
-        const PtHeadBufs hb = {s->z_views,  s->z_p0,      s->z_p1,     s->dz_views,  s->dz_p0,
-                               s->dz_p1,    s->cut_labels, s->ext_labels, s->pair_left,
-                               s->pair_right, s->pair_target, s->pair_x, s->dpair_x,
-                               s->dlog_rel, s->cut_x,     s->dcut_x,   s->dlog_cls,  s->prob_cls,
-                               s->dprob_cls, s->dlog_ext, s->prob_ext, s->dprob_ext, &s->ha_rel,
-                               &s->ha_cls,  &s->ha_ext};
+        const PtHeadBufs hb = {
+            .z_views = s->z_views, .z_p0 = s->z_p0, .z_p1 = s->z_p1, .dz_views = s->dz_views,
+            .dz_p0 = s->dz_p0, .dz_p1 = s->dz_p1, .cut_labels = s->cut_labels,
+            .ext_labels = s->ext_labels, .pair_left = s->pair_left,
+            .pair_right = s->pair_right, .pair_target = s->pair_target, .pair_x = s->pair_x,
+            .dpair_x = s->dpair_x, .dlog_rel = s->dlog_rel, .cut_x = s->cut_x,
+            .dcut_x = s->dcut_x, .dlog_cls = s->dlog_cls, .prob_cls = s->prob_cls,
+            .dprob_cls = s->dprob_cls, .dlog_ext = s->dlog_ext, .prob_ext = s->prob_ext,
+            .dprob_ext = s->dprob_ext, .ha_rel = &s->ha_rel, .ha_cls = &s->ha_cls,
+            .ha_ext = &s->ha_ext};
         pt_heads_step(s, &hb, B, st);
     }
 
